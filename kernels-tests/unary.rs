@@ -1,0 +1,111 @@
+use enma::Tensor;
+use enma::ops::{self, UnaryOp};
+
+use crate::common::{assert_close, gpu, rand_vec};
+
+fn cpu(op: UnaryOp, x: f32) -> f32 {
+    let x = x as f64;
+    let y = match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        UnaryOp::Recip => 1.0 / x,
+        UnaryOp::Square => x * x,
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Silu => x / (1.0 + (-x).exp()),
+        UnaryOp::Gelu => {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+        }
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Affine { alpha, beta } => alpha as f64 * x + beta as f64,
+        UnaryOp::LeakyRelu { slope } => {
+            if x >= 0.0 {
+                x
+            } else {
+                slope as f64 * x
+            }
+        }
+        UnaryOp::Elu { alpha } => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha as f64 * (x.exp() - 1.0)
+            }
+        }
+        UnaryOp::Clamp { min, max } => x.clamp(min as f64, max as f64),
+    };
+    y as f32
+}
+
+#[test]
+fn every_unary_op_matches_the_cpu() {
+    let g = gpu();
+    let ops_list = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Relu,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Affine {
+            alpha: -1.5,
+            beta: 0.25,
+        },
+        UnaryOp::LeakyRelu { slope: 0.01 },
+        UnaryOp::Elu { alpha: 1.0 },
+        UnaryOp::Clamp {
+            min: -0.5,
+            max: 0.75,
+        },
+    ];
+    // 1000 (vec4 path) and 999 (scalar path).
+    for n in [1000usize, 999] {
+        let mixed = rand_vec(n, 7, -6.0, 6.0);
+        let positive = rand_vec(n, 8, 0.05, 20.0);
+        for op in ops_list {
+            let domain_positive = matches!(
+                op,
+                UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip
+            );
+            let data = if domain_positive { &positive } else { &mixed };
+            let x = Tensor::from_slice(&g, data, &[n]).unwrap();
+            let y = ops::unary(&x, op).unwrap().to_vec().unwrap();
+            let want: Vec<f32> = data.iter().map(|&v| cpu(op, v)).collect();
+            // Transcendentals on GPUs are approximate: 2e-5 relative, 1e-5 absolute.
+            assert_close(&format!("{op:?} n={n}"), &y, &want, 1e-5, 2e-5);
+        }
+    }
+}
+
+#[test]
+fn saturating_functions_stay_finite() {
+    let g = gpu();
+    let data = vec![-1000.0, -90.0, 90.0, 1000.0];
+    let x = Tensor::from_slice(&g, &data, &[4]).unwrap();
+    for op in [
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Gelu,
+        UnaryOp::Silu,
+    ] {
+        let y = ops::unary(&x, op).unwrap().to_vec().unwrap();
+        let want: Vec<f32> = data.iter().map(|&v| cpu(op, v)).collect();
+        assert_close(&format!("{op:?} extremes"), &y, &want, 1e-6, 1e-6);
+    }
+}

@@ -1,0 +1,83 @@
+// Element-wise binary ops with NumPy broadcasting (rank <= 8). Op codes match
+// `enma::ops::BinaryOp` (src/ops/binary.rs).
+
+override OP: u32 = 0u;
+
+struct Params {
+    n: u32,                       // output elements (or vec4s for `binary_vec4`)
+    rank: u32,
+    pad0: u32,
+    pad1: u32,
+    shape: array<vec4<u32>, 2>,   // output shape, dims 0..rank
+    sa: array<vec4<u32>, 2>,      // element strides of a per output dim (0 = broadcast)
+    sb: array<vec4<u32>, 2>,
+}
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
+
+fn op(u: f32, v: f32) -> f32 {
+    switch OP {
+        case 0u: { return u + v; }
+        case 1u: { return u - v; }
+        case 2u: { return u * v; }
+        case 3u: { return u / v; }
+        case 4u: { return max(u, v); }
+        case 5u: { return min(u, v); }
+        case 6u: { return pow(u, v); }
+        default: { return u; }
+    }
+}
+
+fn op4(u: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
+    switch OP {
+        case 0u: { return u + v; }
+        case 1u: { return u - v; }
+        case 2u: { return u * v; }
+        case 3u: { return u / v; }
+        case 4u: { return max(u, v); }
+        case 5u: { return min(u, v); }
+        case 6u: { return pow(u, v); }
+        default: { return u; }
+    }
+}
+
+fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * 256u + li;
+}
+
+// Same shapes, contiguous, n % 4 == 0.
+@compute @workgroup_size(256)
+fn binary_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let i = linear_id(wg, nwg, li);
+    if (i < p.n) {
+        y4[i] = op4(a4[i], b4[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn binary_bcast(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+    let i = linear_id(wg, nwg, li);
+    if (i >= p.n) {
+        return;
+    }
+    var rem = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let du = u32(d);
+        let extent = p.shape[du / 4u][du % 4u];
+        let coord = rem % extent;
+        rem = rem / extent;
+        ia += coord * p.sa[du / 4u][du % 4u];
+        ib += coord * p.sb[du / 4u][du % 4u];
+    }
+    y[i] = op(a[ia], b[ib]);
+}

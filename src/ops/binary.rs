@@ -1,0 +1,162 @@
+//! Element-wise binary ops with NumPy broadcasting (`shaders/binary.wgsl`).
+
+use super::{Imm, check_u32_len, launch};
+use crate::error::{Error, Result};
+use crate::gpu::kernels::BINARY;
+use crate::gpu::{DType, Tensor};
+
+/// Highest rank the broadcasting kernel handles.
+pub const MAX_RANK: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    /// `a^b` (WGSL `pow`: undefined for a < 0).
+    Pow,
+}
+
+impl BinaryOp {
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "maximum",
+            BinaryOp::Min => "minimum",
+            BinaryOp::Pow => "pow",
+        }
+    }
+}
+
+/// The broadcast shape of `a` and `b` (trailing dimensions aligned; 1 stretches).
+pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i < rank - a.len() {
+            1
+        } else {
+            a[i - (rank - a.len())]
+        };
+        let db = if i < rank - b.len() {
+            1
+        } else {
+            b[i - (rank - b.len())]
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::shape(
+                    op,
+                    a,
+                    b,
+                    format!("dimension {i} differs ({da} vs {db}) and neither is 1"),
+                ));
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Element strides of `shape` seen through the broadcast `out` shape (0 where broadcast).
+fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<u32> {
+    let offset = out.len() - shape.len();
+    let mut strides = vec![0u32; out.len()];
+    let mut s = 1usize;
+    for i in (0..shape.len()).rev() {
+        strides[i + offset] = if shape[i] == 1 && out[i + offset] != 1 {
+            0
+        } else {
+            s as u32
+        };
+        s *= shape[i];
+    }
+    strides
+}
+
+/// `op(a, b)` with broadcasting, on f32 tensors.
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let name = op.name();
+    a.expect_dtype(name, DType::F32)?;
+    b.expect_dtype(name, DType::F32)?;
+    let out_shape = broadcast_shape(name, a.shape(), b.shape())?;
+    if out_shape.len() > MAX_RANK {
+        return Err(Error::invalid(
+            name,
+            format!("rank {} exceeds the supported {MAX_RANK}", out_shape.len()),
+        ));
+    }
+    let gpu = a.gpu();
+    let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
+    let n = check_u32_len(name, &y)?;
+    let ov = [("OP", op.code() as f64)];
+    if a.shape() == b.shape() && n % 4 == 0 {
+        let imm = Imm::default().u(n / 4).u(0).u(0).u(0);
+        launch(
+            gpu,
+            &BINARY,
+            "binary_vec4",
+            &ov,
+            &[(3, a), (4, b), (5, &y)],
+            &imm,
+            gpu.grid_1d((n / 4) as u64, 256),
+        )?;
+        return Ok(y);
+    }
+    let sa = broadcast_strides(a.shape(), &out_shape);
+    let sb = broadcast_strides(b.shape(), &out_shape);
+    let mut imm = Imm::default().u(n).u(out_shape.len() as u32).u(0).u(0);
+    for arr in [
+        &out_shape.iter().map(|&d| d as u32).collect::<Vec<_>>(),
+        &sa,
+        &sb,
+    ] {
+        for i in 0..MAX_RANK {
+            imm = imm.u(arr.get(i).copied().unwrap_or(0));
+        }
+    }
+    launch(
+        gpu,
+        &BINARY,
+        "binary_bcast",
+        &ov,
+        &[(0, a), (1, b), (2, &y)],
+        &imm,
+        gpu.grid_1d(n as u64, 256),
+    )?;
+    Ok(y)
+}
+
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Add)
+}
+pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Sub)
+}
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Mul)
+}
+pub fn div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Div)
+}
+pub fn maximum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Max)
+}
+pub fn minimum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Min)
+}
+pub fn pow(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Pow)
+}

@@ -1,0 +1,63 @@
+//! Operations on tensors. One file per op family, launching the kernels of
+//! `shaders/<same name>.wgsl`. Every op checks its inputs and returns `enma::Error` for bad
+//! shapes or dtypes; none of them waits for the GPU.
+
+pub mod binary;
+pub mod cast;
+pub mod fill;
+pub mod matmul;
+pub mod reduce;
+pub mod unary;
+
+pub use binary::{BinaryOp, add, binary, broadcast_shape, div, maximum, minimum, mul, pow, sub};
+pub use cast::{to_f16, to_f32};
+pub use fill::{copy, copy_into, fill};
+pub use matmul::{MatmulTiles, matmul, matmul_with};
+pub use reduce::{ReduceOp, max, mean, min, reduce, sum};
+pub use unary::{UnaryOp, affine, scale, unary};
+
+use crate::error::Result;
+use crate::gpu::kernels::Shader;
+use crate::gpu::{Gpu, Tensor};
+
+/// Immediate data for a kernel: 32-bit words, built in the order of the shader's `Params`.
+#[derive(Default)]
+pub(crate) struct Imm(Vec<u32>);
+
+impl Imm {
+    pub(crate) fn u(mut self, v: u32) -> Self {
+        self.0.push(v);
+        self
+    }
+    pub(crate) fn f(mut self, v: f32) -> Self {
+        self.0.push(v.to_bits());
+        self
+    }
+    pub(crate) fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+/// Compiles (cached) and records one dispatch.
+pub(crate) fn launch(
+    gpu: &Gpu,
+    shader: &Shader,
+    entry: &'static str,
+    overrides: &[(&'static str, f64)],
+    bindings: &[(u32, &Tensor)],
+    imm: &Imm,
+    groups: [u32; 3],
+) -> Result<()> {
+    let pipeline = gpu.pipeline(shader, entry, overrides)?;
+    gpu.dispatch(&pipeline, bindings, imm.bytes(), groups)
+}
+
+/// Fails when the element count does not fit the u32 indices of the kernels.
+pub(crate) fn check_u32_len(op: &str, t: &Tensor) -> Result<u32> {
+    u32::try_from(t.numel()).map_err(|_| {
+        crate::Error::invalid(
+            op,
+            format!("{} elements exceed the 2^32 a kernel can index", t.numel()),
+        )
+    })
+}

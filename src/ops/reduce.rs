@@ -1,0 +1,93 @@
+//! Reductions along one axis (`shaders/reduce.wgsl`).
+
+use super::{Imm, launch};
+use crate::error::{Error, Result};
+use crate::gpu::kernels::REDUCE;
+use crate::gpu::{DType, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+/// Axis length from which a row reduction (inner size 1) uses a workgroup per row.
+const ROW_KERNEL_MIN_LEN: usize = 64;
+
+/// Reduces `x` along `axis` (negative counts from the end). With `keepdim` the axis stays with
+/// size 1, otherwise it is removed.
+pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Tensor> {
+    x.expect_dtype("reduce", DType::F32)?;
+    let rank = x.rank() as isize;
+    let ax = if axis < 0 { axis + rank } else { axis };
+    if ax < 0 || ax >= rank {
+        return Err(Error::invalid(
+            "reduce",
+            format!("axis {axis} is out of range for shape {:?}", x.shape()),
+        ));
+    }
+    let ax = ax as usize;
+    let shape = x.shape();
+    let len = shape[ax];
+    if len == 0 {
+        return Err(Error::invalid(
+            "reduce",
+            format!("cannot reduce the empty axis {ax} of shape {shape:?}"),
+        ));
+    }
+    let outer: usize = shape[..ax].iter().product();
+    let inner: usize = shape[ax + 1..].iter().product();
+    let mut out_shape = shape.to_vec();
+    if keepdim {
+        out_shape[ax] = 1;
+    } else {
+        out_shape.remove(ax);
+    }
+    let too_big = |v: usize| {
+        u32::try_from(v)
+            .map_err(|_| Error::invalid("reduce", format!("shape {shape:?} is too large")))
+    };
+    too_big(x.numel())?;
+    let (o, l, i) = (too_big(outer)?, too_big(len)?, too_big(inner)?);
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
+    let ov = [("OP", op as u32 as f64)];
+    let imm = Imm::default().u(o).u(l).u(i);
+    if inner == 1 && len >= ROW_KERNEL_MIN_LEN {
+        launch(
+            gpu,
+            &REDUCE,
+            "reduce_rows",
+            &ov,
+            &[(0, x), (1, &y)],
+            &imm,
+            gpu.grid_1d(outer as u64, 1),
+        )?;
+    } else {
+        launch(
+            gpu,
+            &REDUCE,
+            "reduce_cols",
+            &ov,
+            &[(0, x), (1, &y)],
+            &imm,
+            gpu.grid_1d((outer * inner) as u64, 256),
+        )?;
+    }
+    Ok(y)
+}
+
+pub fn sum(x: &Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    reduce(x, axis, ReduceOp::Sum, keepdim)
+}
+pub fn mean(x: &Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    reduce(x, axis, ReduceOp::Mean, keepdim)
+}
+pub fn max(x: &Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    reduce(x, axis, ReduceOp::Max, keepdim)
+}
+pub fn min(x: &Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    reduce(x, axis, ReduceOp::Min, keepdim)
+}
