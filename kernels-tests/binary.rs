@@ -16,14 +16,7 @@ fn cpu_op(op: BinaryOp, a: f32, b: f32) -> f32 {
 }
 
 /// CPU broadcasting reference: walk the output multi-index.
-fn cpu_binary(
-    op: BinaryOp,
-    a: &[f32],
-    sa: &[usize],
-    b: &[f32],
-    sb: &[usize],
-    out: &[usize],
-) -> Vec<f32> {
+fn cpu_binary(op: BinaryOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], out: &[usize]) -> Vec<f32> {
     let n: usize = out.iter().product();
     let idx = |shape: &[usize], coord: &[usize]| -> usize {
         let off = out.len() - shape.len();
@@ -56,11 +49,7 @@ fn broadcasting_matches_the_cpu() {
         (&[2, 3, 5], &[5], &[2, 3, 5]),       // bias-like
         (&[2, 1, 5], &[1, 4, 1], &[2, 4, 5]), // both sides broadcast
         (&[6, 1], &[1], &[6, 1]),             // scalar
-        (
-            &[2, 1, 3, 1, 2, 1, 1, 3],
-            &[3, 2, 1, 5, 1],
-            &[2, 1, 3, 3, 2, 1, 5, 3],
-        ), // rank 8
+        (&[2, 1, 3, 1, 2, 1, 1, 3], &[3, 2, 1, 5, 1], &[2, 1, 3, 3, 2, 1, 5, 3]), // rank 8
     ];
     for (sa, sb, want_shape) in cases {
         let na: usize = sa.iter().product();
@@ -69,39 +58,19 @@ fn broadcasting_matches_the_cpu() {
         let db = rand_vec(nb, 12, 0.5, 3.0);
         let a = Tensor::from_slice(&g, &da, sa).unwrap();
         let b = Tensor::from_slice(&g, &db, sb).unwrap();
-        for op in [
-            BinaryOp::Add,
-            BinaryOp::Sub,
-            BinaryOp::Mul,
-            BinaryOp::Div,
-            BinaryOp::Max,
-            BinaryOp::Min,
-        ] {
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min] {
             let y = ops::binary(&a, &b, op).unwrap();
             assert_eq!(y.shape(), want_shape);
             let want = cpu_binary(op, &da, sa, &db, sb, want_shape);
-            assert_close(
-                &format!("{op:?} {sa:?} {sb:?}"),
-                &y.to_vec().unwrap(),
-                &want,
-                0.0,
-                1e-6,
-            );
+            assert_close(&format!("{op:?} {sa:?} {sb:?}"), &y.to_vec().unwrap(), &want, 0.0, 1e-6);
         }
     }
     // pow on a positive base
     let da = rand_vec(10, 13, 0.1, 4.0);
     let db = rand_vec(10, 14, -2.0, 2.0);
-    let y = ops::pow(
-        &Tensor::from_slice(&g, &da, &[10]).unwrap(),
-        &Tensor::from_slice(&g, &db, &[10]).unwrap(),
-    )
-    .unwrap();
-    let want: Vec<f32> = da
-        .iter()
-        .zip(&db)
-        .map(|(&a, &b)| cpu_op(BinaryOp::Pow, a, b))
-        .collect();
+    let y =
+        ops::pow(&Tensor::from_slice(&g, &da, &[10]).unwrap(), &Tensor::from_slice(&g, &db, &[10]).unwrap()).unwrap();
+    let want: Vec<f32> = da.iter().zip(&db).map(|(&a, &b)| cpu_op(BinaryOp::Pow, a, b)).collect();
     assert_close("pow", &y.to_vec().unwrap(), &want, 1e-6, 1e-5);
 }
 
@@ -111,8 +80,5 @@ fn incompatible_shapes_name_the_op_and_both_shapes() {
     let a = Tensor::from_slice(&g, &[0.0; 6], &[2, 3]).unwrap();
     let b = Tensor::from_slice(&g, &[0.0; 4], &[4]).unwrap();
     let e = ops::add(&a, &b).unwrap_err().to_string();
-    assert!(
-        e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"),
-        "{e}"
-    );
+    assert!(e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
 }

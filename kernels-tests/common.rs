@@ -31,14 +31,7 @@ pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else {
-            (g - w).abs() <= atol + rtol * w.abs()
-        };
-        assert!(
-            ok,
-            "{what}: element {i}: got {g}, want {w} (atol {atol}, rtol {rtol})"
-        );
+        let ok = if w.is_nan() { g.is_nan() } else { (g - w).abs() <= atol + rtol * w.abs() };
+        assert!(ok, "{what}: element {i}: got {g}, want {w} (atol {atol}, rtol {rtol})");
     }
 }

@@ -12,26 +12,16 @@ fn a_tensor_beyond_the_binding_limit_names_size_and_limit() {
     let e = Tensor::empty(&g, &[n], DType::F32).unwrap_err();
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
     let msg = e.to_string();
-    assert!(
-        msg.contains(&limit.to_string()) && msg.contains(&(n as u64 * 4).to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains(&limit.to_string()) && msg.contains(&(n as u64 * 4).to_string()), "{msg}");
     let e = Tensor::empty(&g, &[usize::MAX, 4], DType::F32).unwrap_err();
     assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
 }
 
-fn host_device(
-    features: wgpu::Features,
-    limits: wgpu::Limits,
-) -> Option<(wgpu::Device, wgpu::Queue)> {
+fn host_device(features: wgpu::Features, limits: wgpu::Limits) -> Option<(wgpu::Device, wgpu::Queue)> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .ok()?;
-    let limits = wgpu::Limits {
-        max_immediate_size: limits.max_immediate_size,
-        ..limits.using_resolution(adapter.limits())
-    };
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).ok()?;
+    let limits =
+        wgpu::Limits { max_immediate_size: limits.max_immediate_size, ..limits.using_resolution(adapter.limits()) };
     pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_features: features,
         required_limits: limits,
@@ -42,23 +32,19 @@ fn host_device(
 
 #[test]
 fn a_host_device_without_what_enma_needs_is_refused_with_a_list() {
-    let Some((device, queue)) = host_device(wgpu::Features::empty(), wgpu::Limits::default())
-    else {
+    let Some((device, queue)) = host_device(wgpu::Features::empty(), wgpu::Limits::default()) else {
         panic!("no adapter for the host device");
     };
     let e = Gpu::from_device(device, queue).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::DeviceUnsupported { .. }), "{msg}");
-    assert!(
-        msg.contains("IMMEDIATES") && msg.contains("max_immediate_size"),
-        "{msg}"
-    );
+    assert!(msg.contains("IMMEDIATES") && msg.contains("max_immediate_size"), "{msg}");
 }
 
 #[test]
 fn a_host_device_with_the_requirements_runs_kernels() {
-    let (device, queue) = host_device(enma::gpu::required_features(), enma::gpu::required_limits())
-        .expect("host device");
+    let (device, queue) =
+        host_device(enma::gpu::required_features(), enma::gpu::required_limits()).expect("host device");
     let g = Gpu::from_device(device.clone(), queue).unwrap();
     assert!(!g.adapter().owned);
     let a = Tensor::from_slice(&g, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
@@ -80,13 +66,7 @@ fn a_lost_device_is_an_error_not_a_panic() {
     g.device().destroy();
     let r = ops::scale(&a, 2.0).and_then(|b| b.to_vec());
     let e = r.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::DeviceLost { .. } | Error::Gpu { .. } | Error::Readback(_)
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::DeviceLost { .. } | Error::Gpu { .. } | Error::Readback(_)), "{e:?}");
 }
 
 #[test]
@@ -95,21 +75,11 @@ fn an_unknown_backend_name_is_an_error() {
     if std::env::var("WGPU_BACKEND").is_ok() {
         return;
     }
-    let e = Gpu::new(enma::GpuOptions {
-        backends: Some("glide".into()),
-        adapter_name: None,
-    })
-    .unwrap_err();
+    let e = Gpu::new(enma::GpuOptions { backends: Some("glide".into()), adapter_name: None }).unwrap_err();
     assert!(e.to_string().contains("glide"), "{e}");
-    let e = Gpu::new(enma::GpuOptions {
-        backends: None,
-        adapter_name: Some("no-such-adapter-xyz".into()),
-    });
+    let e = Gpu::new(enma::GpuOptions { backends: None, adapter_name: Some("no-such-adapter-xyz".into()) });
     if std::env::var("WGPU_ADAPTER_NAME").is_err() {
         let msg = e.unwrap_err().to_string();
-        assert!(
-            msg.contains("no GPU adapter") && msg.contains("mesa-vulkan-drivers"),
-            "{msg}"
-        );
+        assert!(msg.contains("no GPU adapter") && msg.contains("mesa-vulkan-drivers"), "{msg}");
     }
 }

@@ -38,10 +38,7 @@ fn f16_round_trip_and_cast_kernels() {
     let x = Tensor::from_slice(&g, &data, &[7, 143]).unwrap();
     let h = ops::to_f16(&x).unwrap();
     assert_eq!(h.dtype(), DType::F16);
-    let want: Vec<f32> = data
-        .iter()
-        .map(|&v| half::f16::from_f32(v).to_f32())
-        .collect();
+    let want: Vec<f32> = data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
     // The GPU rounds to nearest like `half`: allow one f16 ulp at most (2^-10 relative).
     crate::common::assert_close("to_f16", &h.to_vec().unwrap(), &want, 0.0, 1.0 / 1024.0);
     let back = ops::to_f32(&h).unwrap();

@@ -1,5 +1,5 @@
 use enma::Tensor;
-use enma::ops::{self, MatmulTiles};
+use enma::ops::{self, MatmulKernel, MatmulTiles};
 
 use crate::common::{assert_close, gpu, rand_vec};
 
@@ -26,16 +26,8 @@ fn cpu_matmul(
             for j in 0..n {
                 let mut s = bias.map(|v| v[j] as f64).unwrap_or(0.0);
                 for kk in 0..k {
-                    let av = if ta {
-                        a[ao + kk * m + i]
-                    } else {
-                        a[ao + i * k + kk]
-                    };
-                    let bv = if tb {
-                        b[bo + j * k + kk]
-                    } else {
-                        b[bo + kk * n + j]
-                    };
+                    let av = if ta { a[ao + kk * m + i] } else { a[ao + i * k + kk] };
+                    let bv = if tb { b[bo + j * k + kk] } else { b[bo + kk * n + j] };
                     s += av as f64 * bv as f64;
                 }
                 c[bi * m * n + i * n + j] = s as f32;
@@ -54,44 +46,21 @@ fn check(
     ta: bool,
     tb: bool,
     bias: bool,
-    tiles: Option<MatmulTiles>,
+    tiles: Option<MatmulKernel>,
 ) {
     let seed = (m * 131 + n * 17 + k) as u64;
     let da = rand_vec(batch * m * k, seed, -1.0, 1.0);
     let db = rand_vec(batch * k * n, seed + 1, -1.0, 1.0);
     let dbias = rand_vec(n, seed + 2, -1.0, 1.0);
-    let sa = if ta {
-        vec![batch, k, m]
-    } else {
-        vec![batch, m, k]
-    };
-    let sb = if tb {
-        vec![batch, n, k]
-    } else {
-        vec![batch, k, n]
-    };
+    let sa = if ta { vec![batch, k, m] } else { vec![batch, m, k] };
+    let sb = if tb { vec![batch, n, k] } else { vec![batch, k, n] };
     let a = Tensor::from_slice(g, &da, &sa).unwrap();
     let b = Tensor::from_slice(g, &db, &sb).unwrap();
     let bt = Tensor::from_slice(g, &dbias, &[n]).unwrap();
     let bias_t = if bias { Some(&bt) } else { None };
-    let c = match tiles {
-        Some(t) => ops::matmul_with(&a, &b, bias_t, ta, tb, t).unwrap(),
-        None => ops::matmul(&a, &b, bias_t, ta, tb).unwrap(),
-    };
+    let c = ops::matmul_with(&a, &b, bias_t, ta, tb, tiles).unwrap();
     assert_eq!(c.shape(), &[batch, m, n]);
-    let want = cpu_matmul(
-        &da,
-        &db,
-        bias.then_some(&dbias[..]),
-        batch,
-        false,
-        false,
-        m,
-        n,
-        k,
-        ta,
-        tb,
-    );
+    let want = cpu_matmul(&da, &db, bias.then_some(&dbias[..]), batch, false, false, m, n, k, ta, tb);
     // Inputs in [-1, 1]: |C| <= K + 1 and the f32 rounding error grows like K·eps.
     let atol = 4e-7 * k as f32 + 1e-6;
     assert_close(
@@ -107,16 +76,8 @@ fn check(
 fn all_transposes_with_ragged_shapes() {
     let g = gpu();
     // Multiples of every tile, and shapes that are not (1, 3, 5, 17, 33, 67, ...).
-    let shapes = [
-        (64, 64, 64),
-        (1, 1, 1),
-        (3, 5, 7),
-        (17, 33, 9),
-        (67, 20, 36),
-        (8, 12, 16),
-        (100, 4, 3),
-        (5, 129, 64),
-    ];
+    let shapes =
+        [(64, 64, 64), (1, 1, 1), (3, 5, 7), (17, 33, 9), (67, 20, 36), (8, 12, 16), (100, 4, 3), (5, 129, 64)];
     for (m, n, k) in shapes {
         for ta in [false, true] {
             for tb in [false, true] {
@@ -132,14 +93,45 @@ fn every_tile_variant_is_correct() {
     for tm in [4, 8] {
         for tn in [4, 8] {
             for (wg_x, wg_y) in [(8, 8), (16, 4), (4, 16), (16, 16)] {
-                let t = MatmulTiles { tm, tn, wg_x, wg_y };
-                check(&g, 2, 70, 36, 20, false, false, true, Some(t));
-                check(&g, 1, 36, 70, 13, true, true, false, Some(t));
-                check(&g, 1, 44, 28, 24, true, false, false, Some(t));
-                check(&g, 1, 28, 44, 24, false, true, true, Some(t));
+                let t = Some(MatmulKernel::Tiled(MatmulTiles { tm, tn, wg_x, wg_y }));
+                check(&g, 2, 70, 36, 20, false, false, true, t);
+                check(&g, 1, 36, 70, 13, true, true, false, t);
+                check(&g, 1, 44, 28, 24, true, false, false, t);
+                check(&g, 1, 28, 44, 24, false, true, true, t);
             }
         }
     }
+}
+
+#[test]
+fn the_subgroup_kernel_is_correct_where_it_applies() {
+    let g = gpu();
+    if g.subgroup_size() != Some(8) {
+        eprintln!("adapter has no 8-lane subgroups: Subgroup8 kernel not tested");
+        let a = Tensor::zeros(&g, &[8, 8], enma::DType::F32).unwrap();
+        let e = ops::matmul_with(&a, &a, None, false, false, Some(MatmulKernel::Subgroup8 { cn: 2 })).unwrap_err();
+        assert!(e.to_string().contains("8-lane subgroups"), "{e}");
+        return;
+    }
+    // M ragged (not a multiple of 16 rows), N and K multiples of 4 but not of the 32/64 column block.
+    let shapes = [(64, 64, 64), (1, 4, 4), (19, 36, 12), (70, 100, 44), (33, 8, 128)];
+    for cn in [1, 2] {
+        let kern = Some(MatmulKernel::Subgroup8 { cn });
+        for (m, n, k) in shapes {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    check(&g, 1, m, n, k, ta, tb, (m + k) % 2 == 0, kern);
+                }
+            }
+        }
+        check(&g, 3, 21, 20, 16, false, false, true, kern);
+        check(&g, 2, 17, 12, 8, true, true, false, kern);
+    }
+    // Where it does not apply it says why.
+    let a = Tensor::zeros(&g, &[8, 6], enma::DType::F32).unwrap();
+    let b = Tensor::zeros(&g, &[6, 8], enma::DType::F32).unwrap();
+    let e = ops::matmul_with(&a, &b, None, false, false, Some(MatmulKernel::Subgroup8 { cn: 2 })).unwrap_err();
+    assert!(e.to_string().contains("K = 6"), "{e}");
 }
 
 #[test]
@@ -162,19 +154,7 @@ fn batched_and_broadcast_batches() {
     let b2 = Tensor::from_slice(&g, &rand_vec(bt * k * n, 3, -1.0, 1.0), &[bt, k, n]).unwrap();
     let c2 = ops::matmul(&a2, &b2, None, false, false).unwrap();
     assert_eq!(c2.shape(), &[bt, m, n]);
-    let want2 = cpu_matmul(
-        &da[..m * k],
-        &b2.to_vec().unwrap(),
-        None,
-        bt,
-        true,
-        false,
-        m,
-        n,
-        k,
-        false,
-        false,
-    );
+    let want2 = cpu_matmul(&da[..m * k], &b2.to_vec().unwrap(), None, bt, true, false, m, n, k, false, false);
     assert_close("shared a", &c2.to_vec().unwrap(), &want2, 1e-5, 1e-5);
 }
 
@@ -193,19 +173,12 @@ fn shape_errors_name_both_shapes() {
     let g = gpu();
     let a = Tensor::zeros(&g, &[4, 5], enma::DType::F32).unwrap();
     let b = Tensor::zeros(&g, &[6, 7], enma::DType::F32).unwrap();
-    let e = ops::matmul(&a, &b, None, false, false)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("matmul") && e.contains("[4, 5]") && e.contains("[6, 7]"),
-        "{e}"
-    );
+    let e = ops::matmul(&a, &b, None, false, false).unwrap_err().to_string();
+    assert!(e.contains("matmul") && e.contains("[4, 5]") && e.contains("[6, 7]"), "{e}");
     let v = Tensor::zeros(&g, &[5], enma::DType::F32).unwrap();
     assert!(ops::matmul(&a, &v, None, false, false).is_err());
     let bad_bias = Tensor::zeros(&g, &[3], enma::DType::F32).unwrap();
     let b2 = Tensor::zeros(&g, &[5, 7], enma::DType::F32).unwrap();
-    let e = ops::matmul(&a, &b2, Some(&bad_bias), false, false)
-        .unwrap_err()
-        .to_string();
+    let e = ops::matmul(&a, &b2, Some(&bad_bias), false, false).unwrap_err().to_string();
     assert!(e.contains("bias"), "{e}");
 }

@@ -40,13 +40,7 @@ fn reductions_along_every_axis_match_the_cpu() {
                 assert_eq!(y.shape(), &want_shape[..]);
                 let want = cpu_reduce(&data, shape, axis, op);
                 // f32 accumulation of <= 5000 terms of size <= 2: 1e-4 absolute.
-                assert_close(
-                    &format!("{op:?} axis {axis} of {shape:?}"),
-                    &y.to_vec().unwrap(),
-                    &want,
-                    1e-4,
-                    1e-5,
-                );
+                assert_close(&format!("{op:?} axis {axis} of {shape:?}"), &y.to_vec().unwrap(), &want, 1e-4, 1e-5);
             }
         }
     }
@@ -72,18 +66,9 @@ fn long_sums_stay_accurate() {
     let exact = 0.1f32 as f64 * n as f64;
     let x = Tensor::from_slice(&g, &vec![0.1; n], &[n, 1]).unwrap();
     let s = ops::sum(&x, 0, false).unwrap().to_vec().unwrap()[0] as f64;
-    assert!(
-        (s - exact).abs() < 2e-6 * exact,
-        "strided sum {s}, exact {exact}"
-    );
-    let r = ops::sum(&x.reshape(&[1, n]).unwrap(), 1, false)
-        .unwrap()
-        .to_vec()
-        .unwrap()[0] as f64;
-    assert!(
-        (r - exact).abs() < 2e-6 * exact,
-        "row sum {r}, exact {exact}"
-    );
+    assert!((s - exact).abs() < 2e-6 * exact, "strided sum {s}, exact {exact}");
+    let r = ops::sum(&x.reshape(&[1, n]).unwrap(), 1, false).unwrap().to_vec().unwrap()[0] as f64;
+    assert!((r - exact).abs() < 2e-6 * exact, "row sum {r}, exact {exact}");
 }
 
 #[test]

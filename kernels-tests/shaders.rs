@@ -26,10 +26,7 @@ fn every_shader_file_validates() {
         n += 1;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        n >= 6,
-        "expected the shader folder to hold the kernels, found {n}"
-    );
+    assert!(n >= 6, "expected the shader folder to hold the kernels, found {n}");
 }
 
 #[test]
@@ -50,16 +47,9 @@ fn every_shader_file_is_registered() {
 #[test]
 fn a_broken_shader_reports_file_and_line() {
     let src = "@compute @workgroup_size(1)\nfn main() {\n    let x: f32 = 1u;\n}\n";
-    let err = validate_wgsl("shaders/broken.wgsl", src, all_caps())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("shaders/broken.wgsl:3"),
-        "error should name file and line 3: {err}"
-    );
-    let err = validate_wgsl("shaders/syntax.wgsl", "fn main( {", all_caps())
-        .unwrap_err()
-        .to_string();
+    let err = validate_wgsl("shaders/broken.wgsl", src, all_caps()).unwrap_err().to_string();
+    assert!(err.contains("shaders/broken.wgsl:3"), "error should name file and line 3: {err}");
+    let err = validate_wgsl("shaders/syntax.wgsl", "fn main( {", all_caps()).unwrap_err().to_string();
     assert!(err.contains("shaders/syntax.wgsl:1"), "{err}");
 }
 

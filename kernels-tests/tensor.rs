@@ -12,13 +12,7 @@ fn upload_download_round_trip() {
         assert_eq!(t.to_vec().unwrap(), data);
     }
     let u: Vec<u32> = (0..77).collect();
-    assert_eq!(
-        Tensor::from_u32(&g, &u, &[7, 11])
-            .unwrap()
-            .to_vec_u32()
-            .unwrap(),
-        u
-    );
+    assert_eq!(Tensor::from_u32(&g, &u, &[7, 11]).unwrap().to_vec_u32().unwrap(), u);
 }
 
 #[test]
@@ -45,9 +39,7 @@ fn reshape_shares_storage_and_checks_counts() {
 #[test]
 fn wrong_lengths_and_dtypes_are_errors() {
     let g = gpu();
-    let e = Tensor::from_slice(&g, &[1.0; 5], &[2, 3])
-        .unwrap_err()
-        .to_string();
+    let e = Tensor::from_slice(&g, &[1.0; 5], &[2, 3]).unwrap_err().to_string();
     assert!(e.contains("5 values") && e.contains("[2, 3]"), "{e}");
     let t = Tensor::zeros(&g, &[4], DType::F32).unwrap();
     assert!(t.write(&[1.0; 3]).is_err());

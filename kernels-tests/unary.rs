@@ -18,10 +18,7 @@ fn cpu(op: UnaryOp, x: f32) -> f32 {
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Relu => x.max(0.0),
         UnaryOp::Silu => x / (1.0 + (-x).exp()),
-        UnaryOp::Gelu => {
-            0.5 * x
-                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
-        }
+        UnaryOp::Gelu => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
         UnaryOp::Sin => x.sin(),
         UnaryOp::Cos => x.cos(),
         UnaryOp::Affine { alpha, beta } => alpha as f64 * x + beta as f64,
@@ -63,26 +60,17 @@ fn every_unary_op_matches_the_cpu() {
         UnaryOp::Gelu,
         UnaryOp::Sin,
         UnaryOp::Cos,
-        UnaryOp::Affine {
-            alpha: -1.5,
-            beta: 0.25,
-        },
+        UnaryOp::Affine { alpha: -1.5, beta: 0.25 },
         UnaryOp::LeakyRelu { slope: 0.01 },
         UnaryOp::Elu { alpha: 1.0 },
-        UnaryOp::Clamp {
-            min: -0.5,
-            max: 0.75,
-        },
+        UnaryOp::Clamp { min: -0.5, max: 0.75 },
     ];
     // 1000 (vec4 path) and 999 (scalar path).
     for n in [1000usize, 999] {
         let mixed = rand_vec(n, 7, -6.0, 6.0);
         let positive = rand_vec(n, 8, 0.05, 20.0);
         for op in ops_list {
-            let domain_positive = matches!(
-                op,
-                UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip
-            );
+            let domain_positive = matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip);
             let data = if domain_positive { &positive } else { &mixed };
             let x = Tensor::from_slice(&g, data, &[n]).unwrap();
             let y = ops::unary(&x, op).unwrap().to_vec().unwrap();
@@ -98,12 +86,7 @@ fn saturating_functions_stay_finite() {
     let g = gpu();
     let data = vec![-1000.0, -90.0, 90.0, 1000.0];
     let x = Tensor::from_slice(&g, &data, &[4]).unwrap();
-    for op in [
-        UnaryOp::Sigmoid,
-        UnaryOp::Tanh,
-        UnaryOp::Gelu,
-        UnaryOp::Silu,
-    ] {
+    for op in [UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Silu] {
         let y = ops::unary(&x, op).unwrap().to_vec().unwrap();
         let want: Vec<f32> = data.iter().map(|&v| cpu(op, v)).collect();
         assert_close(&format!("{op:?} extremes"), &y, &want, 1e-6, 1e-6);

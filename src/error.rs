@@ -19,10 +19,7 @@ pub enum Error {
 
     /// A device (ours or the host's) lacks features or limits enma needs.
     #[error("the GPU device `{adapter}` cannot run enma; missing: {}.\n  To fix: request these when creating the device (see `enma::gpu::required_features()` and `required_limits()`), or use another adapter", .missing.join(", "))]
-    DeviceUnsupported {
-        adapter: String,
-        missing: Vec<String>,
-    },
+    DeviceUnsupported { adapter: String, missing: Vec<String> },
 
     /// `request_device` failed.
     #[error("could not create a device on `{adapter}`: {message}")]
@@ -32,21 +29,11 @@ pub enum Error {
     #[error(
         "{what} needs {bytes} bytes but the device allows at most {limit} ({limit_name}).\n  To fix: use smaller shapes or batches, or a GPU with a larger `{limit_name}`"
     )]
-    TooLarge {
-        what: String,
-        bytes: u64,
-        limit: u64,
-        limit_name: &'static str,
-    },
+    TooLarge { what: String, bytes: u64, limit: u64, limit_name: &'static str },
 
     /// Shapes that do not fit together.
     #[error("{op}: shape mismatch: {detail} (got {lhs} and {rhs})")]
-    Shape {
-        op: String,
-        lhs: Shape,
-        rhs: Shape,
-        detail: String,
-    },
+    Shape { op: String, lhs: Shape, rhs: Shape, detail: String },
 
     /// A bad argument that is not a shape pair (axis out of range, wrong data length, ...).
     #[error("{op}: {message}")]
@@ -54,11 +41,7 @@ pub enum Error {
 
     /// A data type the op or the device cannot handle.
     #[error("{op}: unsupported dtype {dtype}: {message}")]
-    Dtype {
-        op: String,
-        dtype: String,
-        message: String,
-    },
+    Dtype { op: String, dtype: String, message: String },
 
     /// A WGSL shader that does not parse or validate. `message` carries file:line:column.
     #[error("shader {file} failed to compile:\n{message}")]
@@ -80,32 +63,16 @@ pub enum Error {
 
     /// File system errors, with the path.
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 impl Error {
     pub fn invalid(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            op: op.into(),
-            message: message.into(),
-        }
+        Error::Invalid { op: op.into(), message: message.into() }
     }
 
-    pub fn shape(
-        op: impl Into<String>,
-        lhs: &[usize],
-        rhs: &[usize],
-        detail: impl Into<String>,
-    ) -> Self {
-        Error::Shape {
-            op: op.into(),
-            lhs: Shape(lhs.to_vec()),
-            rhs: Shape(rhs.to_vec()),
-            detail: detail.into(),
-        }
+    pub fn shape(op: impl Into<String>, lhs: &[usize], rhs: &[usize], detail: impl Into<String>) -> Self {
+        Error::Shape { op: op.into(), lhs: Shape(lhs.to_vec()), rhs: Shape(rhs.to_vec()), detail: detail.into() }
     }
 }
 

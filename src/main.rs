@@ -6,11 +6,7 @@ use clap::{Parser, Subcommand};
 use enma::{Gpu, GpuOptions};
 
 #[derive(Parser)]
-#[command(
-    name = "enma",
-    version,
-    about = "ENMA generative neural PDE operator on wgpu"
-)]
+#[command(name = "enma", version, about = "ENMA generative neural PDE operator on wgpu")]
 struct Cli {
     /// Backends to consider (vulkan, metal, dx12, gl; comma-separated). WGPU_BACKEND overrides.
     #[arg(long, global = true)]
@@ -33,17 +29,13 @@ enum Command {
 }
 
 fn run(cli: Cli) -> enma::Result<()> {
-    let options = GpuOptions {
-        backends: cli.backend,
-        adapter_name: cli.adapter,
-    };
+    let options = GpuOptions { backends: cli.backend, adapter_name: cli.adapter };
     match cli.command {
         Command::Info { json } => {
             let gpu = Gpu::new(options)?;
             let a = gpu.adapter();
             if json {
-                let v = serde_json::to_string(a)
-                    .map_err(|e| enma::Error::invalid("info", e.to_string()))?;
+                let v = serde_json::to_string(a).map_err(|e| enma::Error::invalid("info", e.to_string()))?;
                 println!("{v}");
             } else {
                 let l = &a.limits;
@@ -52,48 +44,18 @@ fn run(cli: Cli) -> enma::Result<()> {
                 println!("device type  {}", a.device_type);
                 println!("driver       {} ({})", a.driver, a.driver_info);
                 println!("vendor/dev   {:#06x}/{:#06x}", a.vendor, a.device);
-                println!(
-                    "subgroups    {}..{}",
-                    a.subgroup_min_size, a.subgroup_max_size
-                );
+                println!("subgroups    {}..{}", a.subgroup_min_size, a.subgroup_max_size);
                 println!("features     {}", a.features.join(", "));
                 println!("limits");
-                println!(
-                    "  max_buffer_size                       {}",
-                    l.max_buffer_size
-                );
-                println!(
-                    "  max_storage_buffer_binding_size       {}",
-                    l.max_storage_buffer_binding_size
-                );
-                println!(
-                    "  max_storage_buffers_per_shader_stage  {}",
-                    l.max_storage_buffers_per_shader_stage
-                );
-                println!(
-                    "  max_compute_workgroup_storage_size    {}",
-                    l.max_compute_workgroup_storage_size
-                );
-                println!(
-                    "  max_compute_invocations_per_workgroup {}",
-                    l.max_compute_invocations_per_workgroup
-                );
-                println!(
-                    "  max_compute_workgroup_size_x          {}",
-                    l.max_compute_workgroup_size_x
-                );
-                println!(
-                    "  max_compute_workgroups_per_dimension  {}",
-                    l.max_compute_workgroups_per_dimension
-                );
-                println!(
-                    "  max_immediate_size                    {}",
-                    l.max_immediate_size
-                );
-                println!(
-                    "  min_storage_buffer_offset_alignment   {}",
-                    l.min_storage_buffer_offset_alignment
-                );
+                println!("  max_buffer_size                       {}", l.max_buffer_size);
+                println!("  max_storage_buffer_binding_size       {}", l.max_storage_buffer_binding_size);
+                println!("  max_storage_buffers_per_shader_stage  {}", l.max_storage_buffers_per_shader_stage);
+                println!("  max_compute_workgroup_storage_size    {}", l.max_compute_workgroup_storage_size);
+                println!("  max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup);
+                println!("  max_compute_workgroup_size_x          {}", l.max_compute_workgroup_size_x);
+                println!("  max_compute_workgroups_per_dimension  {}", l.max_compute_workgroups_per_dimension);
+                println!("  max_immediate_size                    {}", l.max_immediate_size);
+                println!("  min_storage_buffer_offset_alignment   {}", l.min_storage_buffer_offset_alignment);
             }
         }
     }

@@ -128,11 +128,7 @@ pub(crate) struct State {
 
 fn parse_backends(s: &str) -> Result<wgpu::Backends> {
     let mut b = wgpu::Backends::empty();
-    for part in s
-        .split(',')
-        .map(|p| p.trim().to_ascii_lowercase())
-        .filter(|p| !p.is_empty())
-    {
+    for part in s.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()) {
         b |= match part.as_str() {
             "vulkan" | "vk" => wgpu::Backends::VULKAN,
             "metal" | "mtl" => wgpu::Backends::METAL,
@@ -181,26 +177,14 @@ fn missing_requirements(features: wgpu::Features, limits: &wgpu::Limits) -> Vec<
     }
     let need = required_limits();
     let checks: [(&str, u64, u64); 6] = [
-        (
-            "max_immediate_size",
-            limits.max_immediate_size as u64,
-            need.max_immediate_size as u64,
-        ),
+        ("max_immediate_size", limits.max_immediate_size as u64, need.max_immediate_size as u64),
         (
             "max_compute_invocations_per_workgroup",
             limits.max_compute_invocations_per_workgroup as u64,
             need.max_compute_invocations_per_workgroup as u64,
         ),
-        (
-            "max_compute_workgroup_size_x",
-            limits.max_compute_workgroup_size_x as u64,
-            256,
-        ),
-        (
-            "max_compute_workgroup_size_y",
-            limits.max_compute_workgroup_size_y as u64,
-            256,
-        ),
+        ("max_compute_workgroup_size_x", limits.max_compute_workgroup_size_x as u64, 256),
+        ("max_compute_workgroup_size_y", limits.max_compute_workgroup_size_y as u64, 256),
         (
             "max_compute_workgroup_storage_size",
             limits.max_compute_workgroup_storage_size as u64,
@@ -240,9 +224,7 @@ impl Gpu {
     /// honouring `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, and creates a device with the adapter's
     /// real limits and the optional features enma can use.
     pub fn new(options: GpuOptions) -> Result<Gpu> {
-        let env_backend = std::env::var("WGPU_BACKEND")
-            .ok()
-            .filter(|s| !s.trim().is_empty());
+        let env_backend = std::env::var("WGPU_BACKEND").ok().filter(|s| !s.trim().is_empty());
         let backends = match env_backend.as_deref().or(options.backends.as_deref()) {
             Some(s) => parse_backends(s)?,
             None => wgpu::Backends::all(),
@@ -265,21 +247,13 @@ impl Gpu {
             let info = a.get_info();
             if let Some(f) = &name_filter {
                 if !info.name.to_ascii_lowercase().contains(f) {
-                    rejected.push(format!(
-                        "{} ({:?}): name does not match `{f}`",
-                        info.name, info.backend
-                    ));
+                    rejected.push(format!("{} ({:?}): name does not match `{f}`", info.name, info.backend));
                     continue;
                 }
             }
             let missing = missing_requirements(a.features(), &a.limits());
             if !missing.is_empty() {
-                rejected.push(format!(
-                    "{} ({:?}): lacks {}",
-                    info.name,
-                    info.backend,
-                    missing.join(", ")
-                ));
+                rejected.push(format!("{} ({:?}): lacks {}", info.name, info.backend, missing.join(", ")));
                 continue;
             }
             candidates.push(a);
@@ -308,10 +282,7 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| Error::RequestDevice {
-            adapter: info.name.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -330,18 +301,9 @@ impl Gpu {
         let missing = missing_requirements(device.features(), &device.limits());
         let info = device.adapter_info();
         if !missing.is_empty() {
-            return Err(Error::DeviceUnsupported {
-                adapter: info.name.clone(),
-                missing,
-            });
+            return Err(Error::DeviceUnsupported { adapter: info.name.clone(), missing });
         }
-        Ok(Self::build(
-            device,
-            queue,
-            info,
-            false,
-            Arc::new(Mutex::new(Vec::new())),
-        ))
+        Ok(Self::build(device, queue, info, false, Arc::new(Mutex::new(Vec::new()))))
     }
 
     fn build(
@@ -382,10 +344,7 @@ impl Gpu {
                 desc,
                 features,
                 limits,
-                state: Mutex::new(State {
-                    pool,
-                    rec: Recorder::new(),
-                }),
+                state: Mutex::new(State { pool, rec: Recorder::new() }),
                 kernels: Mutex::new(KernelCache::default()),
                 lost,
                 uncaptured,
@@ -416,9 +375,14 @@ impl Gpu {
 
     /// Whether kernels can be timed with GPU timestamps.
     pub fn has_timestamps(&self) -> bool {
-        self.inner
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// The subgroup size when the device has subgroups of one fixed size.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        let d = &self.inner.desc;
+        (self.inner.features.contains(wgpu::Features::SUBGROUP) && d.subgroup_min_size == d.subgroup_max_size)
+            .then_some(d.subgroup_min_size)
     }
 
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).
@@ -452,10 +416,7 @@ impl Gpu {
             if !v.is_empty() {
                 let message = v.join("\n");
                 v.clear();
-                return Err(Error::Gpu {
-                    context: "earlier GPU work".into(),
-                    message,
-                });
+                return Err(Error::Gpu { context: "earlier GPU work".into(), message });
             }
         }
         Ok(())
@@ -469,18 +430,11 @@ impl Gpu {
         let m = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let i = d.push_error_scope(wgpu::ErrorFilter::Internal);
         let out = f();
-        let errs = [
-            pollster::block_on(i.pop()),
-            pollster::block_on(m.pop()),
-            pollster::block_on(v.pop()),
-        ];
-        let msgs: Vec<String> = errs.into_iter().flatten().map(|e| e.to_string()).collect();
+        let errs = [pollster::block_on(i.pop()), pollster::block_on(m.pop()), pollster::block_on(v.pop())];
+        let msgs: Vec<String> = errs.into_iter().flatten().map(|e| error_chain(&e)).collect();
         if !msgs.is_empty() {
             self.check_health()?;
-            return Err(Error::Gpu {
-                context: context.to_string(),
-                message: msgs.join("\n"),
-            });
+            return Err(Error::Gpu { context: context.to_string(), message: msgs.join("\n") });
         }
         Ok(out)
     }
@@ -491,12 +445,23 @@ impl Gpu {
     }
 }
 
+/// An error and all its sources, one per line (wgpu puts the useful part in the sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let line = s.to_string();
+        if !out.contains(&line) {
+            out.push_str("\n  caused by: ");
+            out.push_str(&line);
+        }
+        src = s.source();
+    }
+    out
+}
+
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Gpu({} on {}, {})",
-            self.inner.desc.name, self.inner.desc.backend, self.inner.desc.device_type
-        )
+        write!(f, "Gpu({} on {}, {})", self.inner.desc.name, self.inner.desc.backend, self.inner.desc.device_type)
     }
 }

@@ -39,32 +39,22 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn new() -> Self {
-        Recorder {
-            encoder: None,
-            pass: None,
-            serial: 1,
-            in_flight: 0,
-            stats: RuntimeStats::default(),
-        }
+        Recorder { encoder: None, pass: None, serial: 1, in_flight: 0, stats: RuntimeStats::default() }
     }
 
     /// The open command encoder (the compute pass, if any, is ended first).
     pub(crate) fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.pass = None;
         self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("enma"),
-            })
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("enma") })
         })
     }
 
     fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
         if self.pass.is_none() {
             let enc = self.encoder(device);
-            let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("enma"),
-                timestamp_writes: None,
-            });
+            let pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("enma"), timestamp_writes: None });
             self.pass = Some(pass.forget_lifetime());
         }
         self.pass.as_mut().expect("pass just created")
@@ -91,9 +81,7 @@ impl Gpu {
             return st.pool.acquire(&self.inner.device, bytes, what);
         }
         let device = self.inner.device.clone();
-        self.scoped(&format!("allocating {what} ({bytes} bytes)"), || {
-            st.pool.acquire(&device, bytes, what)
-        })?
+        self.scoped(&format!("allocating {what} ({bytes} bytes)"), || st.pool.acquire(&device, bytes, what))?
     }
 
     /// Records one dispatch of `pipeline` with `bindings` (binding index, tensor) and immediate
@@ -120,10 +108,7 @@ impl Gpu {
         }
         for (_, t) in bindings {
             if !std::sync::Arc::ptr_eq(&t.gpu().inner, &self.inner) {
-                return Err(Error::invalid(
-                    &pipeline.label,
-                    "a tensor belongs to another Gpu",
-                ));
+                return Err(Error::invalid(&pipeline.label, "a tensor belongs to another Gpu"));
             }
         }
         let entries: Vec<wgpu::BindGroupEntry> = bindings
@@ -137,14 +122,11 @@ impl Gpu {
                 }),
             })
             .collect();
-        let bind_group = self
-            .inner
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.layout,
-                entries: &entries,
-            });
+        let bind_group = self.inner.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
         let mut st = self.state()?;
         let serial = st.rec.serial;
         {
@@ -206,10 +188,7 @@ impl Gpu {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: "waiting for the GPU".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
         self.check_health()?;
         if let Ok(mut st) = self.state() {
             st.pool.recycle(self.completed_serial());
@@ -258,13 +237,7 @@ impl Gpu {
             let mut st = self.state()?;
             let (staging, class) = st.pool.acquire_staging(&self.inner.device, bytes);
             let serial = st.rec.serial;
-            st.rec.encoder(&self.inner.device).copy_buffer_to_buffer(
-                storage.buffer(),
-                0,
-                &staging,
-                0,
-                bytes,
-            );
+            st.rec.encoder(&self.inner.device).copy_buffer_to_buffer(storage.buffer(), 0, &staging, 0, bytes);
             storage.mark_used(serial);
             self.submit_locked(&mut st)?;
             (staging, class)
@@ -280,9 +253,7 @@ impl Gpu {
             .map_err(|e| Error::Readback(e.to_string()))?;
         let _ = mapped;
         let out = {
-            let view = staging
-                .get_mapped_range(0..bytes)
-                .map_err(|e| Error::Readback(e.to_string()))?;
+            let view = staging.get_mapped_range(0..bytes).map_err(|e| Error::Readback(e.to_string()))?;
             view.to_vec()
         };
         staging.unmap();

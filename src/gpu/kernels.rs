@@ -22,12 +22,7 @@ macro_rules! shader {
     ($stem:literal) => {
         Shader {
             name: concat!($stem, ".wgsl"),
-            source: include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/shaders/",
-                $stem,
-                ".wgsl"
-            )),
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl")),
         }
     };
 }
@@ -38,9 +33,10 @@ pub const UNARY: Shader = shader!("unary");
 pub const BINARY: Shader = shader!("binary");
 pub const REDUCE: Shader = shader!("reduce");
 pub const MATMUL: Shader = shader!("matmul");
+pub const MATMUL_SUBGROUP: Shader = shader!("matmul_subgroup");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
-pub const ALL_SHADERS: &[Shader] = &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL];
+pub const ALL_SHADERS: &[Shader] = &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL, MATMUL_SUBGROUP];
 
 /// The naga capabilities a device with `features` offers.
 pub fn capabilities_for(features: wgpu::Features) -> naga::valid::Capabilities {
@@ -59,21 +55,12 @@ pub fn capabilities_for(features: wgpu::Features) -> naga::valid::Capabilities {
 }
 
 /// Parses and validates WGSL with naga. Errors carry `file:line:column` and the offending line.
-pub fn validate_wgsl(
-    file: &str,
-    source: &str,
-    caps: naga::valid::Capabilities,
-) -> Result<naga::Module> {
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| Error::Shader {
-        file: file.to_string(),
-        message: e.emit_to_string_with_path(source, file),
-    })?;
+pub fn validate_wgsl(file: &str, source: &str, caps: naga::valid::Capabilities) -> Result<naga::Module> {
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| Error::Shader { file: file.to_string(), message: e.emit_to_string_with_path(source, file) })?;
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .validate(&module)
-        .map_err(|e| Error::Shader {
-            file: file.to_string(),
-            message: e.emit_to_string_with_path(source, file),
-        })?;
+        .map_err(|e| Error::Shader { file: file.to_string(), message: e.emit_to_string_with_path(source, file) })?;
     Ok(module)
 }
 
@@ -106,59 +93,44 @@ impl Gpu {
         entry: &'static str,
         overrides: &[(&'static str, f64)],
     ) -> Result<Arc<Pipeline>> {
-        let key: PipelineKey = (
-            shader.name,
-            entry,
-            overrides.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
-        );
-        let mut cache = self.inner.kernels.lock().map_err(|_| Error::Gpu {
-            context: "pipeline cache".into(),
-            message: "poisoned lock".into(),
-        })?;
+        let key: PipelineKey = (shader.name, entry, overrides.iter().map(|&(k, v)| (k, v.to_bits())).collect());
+        let mut cache = self
+            .inner
+            .kernels
+            .lock()
+            .map_err(|_| Error::Gpu { context: "pipeline cache".into(), message: "poisoned lock".into() })?;
         if let Some(p) = cache.pipelines.get(&key) {
             return Ok(p.clone());
         }
         if !cache.modules.contains_key(shader.name) {
-            validate_wgsl(
-                shader.name,
-                shader.source,
-                capabilities_for(self.inner.features),
-            )?;
+            validate_wgsl(shader.name, shader.source, capabilities_for(self.inner.features))?;
             let module = self.scoped(&format!("compiling {}", shader.name), || {
-                self.inner
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.name),
-                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                    })
+                self.inner.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                })
             })?;
             cache.modules.insert(shader.name, module);
         }
         let module = &cache.modules[shader.name];
         let label = format!("{}::{}{:?}", shader.name, entry, overrides);
         let pipeline = self.scoped(&format!("creating pipeline {label}"), || {
-            self.inner
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&label),
-                    layout: None,
-                    module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: overrides,
-                        // Kernels initialise their workgroup memory themselves (GL compiles are
-                        // minutes long otherwise).
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+            self.inner.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: overrides,
+                    // Kernels initialise their workgroup memory themselves (GL compiles are
+                    // minutes long otherwise).
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         })?;
         let layout = pipeline.get_bind_group_layout(0);
-        let p = Arc::new(Pipeline {
-            pipeline,
-            layout,
-            label,
-        });
+        let p = Arc::new(Pipeline { pipeline, layout, label });
         cache.pipelines.insert(key, p.clone());
         Ok(p)
     }

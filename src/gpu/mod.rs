@@ -8,8 +8,7 @@ pub mod tensor;
 pub mod timing;
 
 pub use context::{
-    AdapterDesc, Gpu, GpuOptions, IMMEDIATE_BYTES, LimitsDesc, optional_features,
-    required_features, required_limits,
+    AdapterDesc, Gpu, GpuOptions, IMMEDIATE_BYTES, LimitsDesc, optional_features, required_features, required_limits,
 };
 pub use encoder::RuntimeStats;
 pub use kernels::{ALL_SHADERS, Shader, capabilities_for, validate_wgsl};
@@ -30,10 +29,6 @@ pub fn grid_1d(n: u64, wg: u32, max_per_dim: u32) -> [u32; 3] {
 impl Gpu {
     /// `grid_1d` with this device's workgroup-count limit.
     pub(crate) fn grid_1d(&self, n: u64, wg: u32) -> [u32; 3] {
-        grid_1d(
-            n,
-            wg,
-            self.inner.limits.max_compute_workgroups_per_dimension,
-        )
+        grid_1d(n, wg, self.inner.limits.max_compute_workgroups_per_dimension)
     }
 }

@@ -75,8 +75,7 @@ fn size_classes(max: u64) -> Vec<u64> {
 impl Pool {
     pub(crate) fn new(limits: &wgpu::Limits) -> Pool {
         // A tensor must be bindable as one storage binding.
-        let max_binding =
-            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let max_binding = max_binding / 16 * 16;
         let classes = size_classes(max_binding);
         let n = classes.len();
@@ -121,18 +120,11 @@ impl Pool {
 
     /// Whether an allocation of `bytes` would be served without creating a buffer.
     pub(crate) fn can_serve(&self, bytes: u64) -> bool {
-        self.class_of(bytes, "")
-            .map(|c| !self.free[c].is_empty())
-            .unwrap_or(false)
+        self.class_of(bytes, "").map(|c| !self.free[c].is_empty()).unwrap_or(false)
     }
 
     /// A storage buffer of at least `bytes`, recycled when possible.
-    pub(crate) fn acquire(
-        &mut self,
-        device: &wgpu::Device,
-        bytes: u64,
-        what: &str,
-    ) -> Result<PooledBuffer> {
+    pub(crate) fn acquire(&mut self, device: &wgpu::Device, bytes: u64, what: &str) -> Result<PooledBuffer> {
         let class = self.class_of(bytes, what)?;
         let buf = if let Some(buf) = self.free[class].pop() {
             self.stats.reuse_hits += 1;
@@ -143,17 +135,11 @@ impl Pool {
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("enma tensor"),
                 size,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
             self.stats.buffers_created += 1;
-            PooledBuffer {
-                buffer,
-                size,
-                class,
-            }
+            PooledBuffer { buffer, size, class }
         };
         self.stats.bytes_live += buf.size;
         self.stats.bytes_high_water = self.stats.bytes_high_water.max(self.stats.bytes_live);
@@ -172,15 +158,8 @@ impl Pool {
     }
 
     /// A MAP_READ staging buffer of at least `bytes`.
-    pub(crate) fn acquire_staging(
-        &mut self,
-        device: &wgpu::Device,
-        bytes: u64,
-    ) -> (wgpu::Buffer, usize) {
-        let class = self
-            .classes
-            .partition_point(|&c| c < bytes.max(1))
-            .min(self.classes.len() - 1);
+    pub(crate) fn acquire_staging(&mut self, device: &wgpu::Device, bytes: u64) -> (wgpu::Buffer, usize) {
+        let class = self.classes.partition_point(|&c| c < bytes.max(1)).min(self.classes.len() - 1);
         if let Some(b) = self.staging_free[class].pop() {
             return (b, class);
         }

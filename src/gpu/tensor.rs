@@ -58,11 +58,7 @@ pub(crate) struct Storage {
 impl Storage {
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         // Only `Drop` takes the buffer out.
-        &self
-            .buf
-            .as_ref()
-            .expect("storage buffer present until drop")
-            .buffer
+        &self.buf.as_ref().expect("storage buffer present until drop").buffer
     }
 
     pub(crate) fn mark_used(&self, serial: u64) {
@@ -81,8 +77,7 @@ impl Drop for Storage {
         if let Some(buf) = self.buf.take() {
             let completed = self.gpu.completed_serial();
             if let Ok(mut st) = self.gpu.inner.state.lock() {
-                st.pool
-                    .release(buf, self.last_use.load(Ordering::Acquire), completed);
+                st.pool.release(buf, self.last_use.load(Ordering::Acquire), completed);
             }
         }
     }
@@ -103,15 +98,11 @@ pub(crate) fn numel_of(shape: &[usize]) -> usize {
 fn checked_bytes(shape: &[usize], dtype: DType, op: &str) -> Result<u64> {
     let mut n: u64 = 1;
     for &d in shape {
-        n = n.checked_mul(d as u64).ok_or_else(|| {
-            Error::invalid(
-                op,
-                format!("shape {shape:?} has more elements than fit in 64 bits"),
-            )
-        })?;
+        n = n
+            .checked_mul(d as u64)
+            .ok_or_else(|| Error::invalid(op, format!("shape {shape:?} has more elements than fit in 64 bits")))?;
     }
-    n.checked_mul(dtype.size() as u64)
-        .ok_or_else(|| Error::invalid(op, format!("shape {shape:?} is too large")))
+    n.checked_mul(dtype.size() as u64).ok_or_else(|| Error::invalid(op, format!("shape {shape:?} is too large")))
 }
 
 impl Tensor {
@@ -121,22 +112,14 @@ impl Tensor {
             return Err(Error::Dtype {
                 op: "Tensor::empty".into(),
                 dtype: "f16".into(),
-                message: format!(
-                    "the adapter `{}` has no SHADER_F16 feature; use f32",
-                    gpu.adapter().name
-                ),
+                message: format!("the adapter `{}` has no SHADER_F16 feature; use f32", gpu.adapter().name),
             });
         }
         let bytes = checked_bytes(shape, dtype, "Tensor::empty")?;
         let what = format!("a {dtype} tensor of shape {shape:?}");
         let buf = gpu.acquire_buffer(bytes, &what)?;
         Ok(Tensor {
-            storage: Arc::new(Storage {
-                gpu: gpu.clone(),
-                buf: Some(buf),
-                bytes,
-                last_use: AtomicU64::new(0),
-            }),
+            storage: Arc::new(Storage { gpu: gpu.clone(), buf: Some(buf), bytes, last_use: AtomicU64::new(0) }),
             shape: shape.to_vec(),
             dtype,
         })
@@ -151,13 +134,7 @@ impl Tensor {
 
     /// Uploads `data` as an f32 tensor of `shape`.
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-        Self::upload(
-            gpu,
-            bytemuck::cast_slice(data),
-            data.len(),
-            shape,
-            DType::F32,
-        )
+        Self::upload(gpu, bytemuck::cast_slice(data), data.len(), shape, DType::F32)
     }
 
     /// Uploads `data` (converted to half precision) as an f16 tensor of `shape`.
@@ -168,29 +145,14 @@ impl Tensor {
 
     /// Uploads `data` as a u32 tensor of `shape`.
     pub fn from_u32(gpu: &Gpu, data: &[u32], shape: &[usize]) -> Result<Tensor> {
-        Self::upload(
-            gpu,
-            bytemuck::cast_slice(data),
-            data.len(),
-            shape,
-            DType::U32,
-        )
+        Self::upload(gpu, bytemuck::cast_slice(data), data.len(), shape, DType::U32)
     }
 
-    fn upload(
-        gpu: &Gpu,
-        bytes: &[u8],
-        len: usize,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<Tensor> {
+    fn upload(gpu: &Gpu, bytes: &[u8], len: usize, shape: &[usize], dtype: DType) -> Result<Tensor> {
         if numel_of(shape) != len {
             return Err(Error::invalid(
                 "Tensor upload",
-                format!(
-                    "{len} values do not fill shape {shape:?} ({} elements)",
-                    numel_of(shape)
-                ),
+                format!("{len} values do not fill shape {shape:?} ({} elements)", numel_of(shape)),
             ));
         }
         let t = Tensor::empty(gpu, shape, dtype)?;
@@ -203,12 +165,7 @@ impl Tensor {
         if data.len() != self.numel() {
             return Err(Error::invalid(
                 "Tensor::write",
-                format!(
-                    "{} values for a tensor of shape {:?} ({} elements)",
-                    data.len(),
-                    self.shape,
-                    self.numel()
-                ),
+                format!("{} values for a tensor of shape {:?} ({} elements)", data.len(), self.shape, self.numel()),
             ));
         }
         match self.dtype {
@@ -217,9 +174,7 @@ impl Tensor {
                 let h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
                 self.write_bytes(bytemuck::cast_slice(&h))
             }
-            DType::U32 => {
-                Err(self.dtype_error("Tensor::write", "write u32 tensors with write_u32"))
-            }
+            DType::U32 => Err(self.dtype_error("Tensor::write", "write u32 tensors with write_u32")),
         }
     }
 
@@ -250,9 +205,7 @@ impl Tensor {
                 let h: Vec<half::f16> = bytemuck::pod_collect_to_vec(&bytes[..self.numel() * 2]);
                 Ok(h.into_iter().map(f32::from).collect())
             }
-            DType::U32 => {
-                Err(self.dtype_error("Tensor::to_vec", "download u32 tensors with to_vec_u32"))
-            }
+            DType::U32 => Err(self.dtype_error("Tensor::to_vec", "download u32 tensors with to_vec_u32")),
         }
     }
 
@@ -268,18 +221,9 @@ impl Tensor {
     /// The same data with another shape of the same number of elements (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if numel_of(shape) != self.numel() {
-            return Err(Error::shape(
-                "reshape",
-                &self.shape,
-                shape,
-                "element counts differ",
-            ));
+            return Err(Error::shape("reshape", &self.shape, shape, "element counts differ"));
         }
-        Ok(Tensor {
-            storage: self.storage.clone(),
-            shape: shape.to_vec(),
-            dtype: self.dtype,
-        })
+        Ok(Tensor { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -321,11 +265,7 @@ impl Tensor {
     }
 
     fn dtype_error(&self, op: &str, message: &str) -> Error {
-        Error::Dtype {
-            op: op.to_string(),
-            dtype: self.dtype.to_string(),
-            message: message.to_string(),
-        }
+        Error::Dtype { op: op.to_string(), dtype: self.dtype.to_string(), message: message.to_string() }
     }
 }
 

@@ -96,18 +96,12 @@ impl Gpu {
             .map_err(|_| Error::Readback("timestamp map callback never ran".into()))?
             .map_err(|e| Error::Readback(e.to_string()))?;
         let ticks: Vec<u64> = {
-            let view = readback
-                .get_mapped_range(0..16)
-                .map_err(|e| Error::Readback(e.to_string()))?;
+            let view = readback.get_mapped_range(0..16).map_err(|e| Error::Readback(e.to_string()))?;
             bytemuck::pod_collect_to_vec(&view[..])
         };
         readback.unmap();
         let period = self.inner.queue.get_timestamp_period() as f64;
         let ns = ticks[1].saturating_sub(ticks[0]) as f64 * period;
-        Ok((
-            out,
-            Duration::from_nanos(ns as u64),
-            TimingMethod::GpuTimestamps,
-        ))
+        Ok((out, Duration::from_nanos(ns as u64), TimingMethod::GpuTimestamps))
     }
 }

@@ -43,27 +43,14 @@ pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>>
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i < rank - a.len() {
-            1
-        } else {
-            a[i - (rank - a.len())]
-        };
-        let db = if i < rank - b.len() {
-            1
-        } else {
-            b[i - (rank - b.len())]
-        };
+        let da = if i < rank - a.len() { 1 } else { a[i - (rank - a.len())] };
+        let db = if i < rank - b.len() { 1 } else { b[i - (rank - b.len())] };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
             _ => {
-                return Err(Error::shape(
-                    op,
-                    a,
-                    b,
-                    format!("dimension {i} differs ({da} vs {db}) and neither is 1"),
-                ));
+                return Err(Error::shape(op, a, b, format!("dimension {i} differs ({da} vs {db}) and neither is 1")));
             }
         };
     }
@@ -76,11 +63,7 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<u32> {
     let mut strides = vec![0u32; out.len()];
     let mut s = 1usize;
     for i in (0..shape.len()).rev() {
-        strides[i + offset] = if shape[i] == 1 && out[i + offset] != 1 {
-            0
-        } else {
-            s as u32
-        };
+        strides[i + offset] = if shape[i] == 1 && out[i + offset] != 1 { 0 } else { s as u32 };
         s *= shape[i];
     }
     strides
@@ -93,10 +76,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     b.expect_dtype(name, DType::F32)?;
     let out_shape = broadcast_shape(name, a.shape(), b.shape())?;
     if out_shape.len() > MAX_RANK {
-        return Err(Error::invalid(
-            name,
-            format!("rank {} exceeds the supported {MAX_RANK}", out_shape.len()),
-        ));
+        return Err(Error::invalid(name, format!("rank {} exceeds the supported {MAX_RANK}", out_shape.len())));
     }
     let gpu = a.gpu();
     let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
@@ -104,38 +84,18 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let ov = [("OP", op.code() as f64)];
     if a.shape() == b.shape() && n % 4 == 0 {
         let imm = Imm::default().u(n / 4).u(0).u(0).u(0);
-        launch(
-            gpu,
-            &BINARY,
-            "binary_vec4",
-            &ov,
-            &[(3, a), (4, b), (5, &y)],
-            &imm,
-            gpu.grid_1d((n / 4) as u64, 256),
-        )?;
+        launch(gpu, &BINARY, "binary_vec4", &ov, &[(3, a), (4, b), (5, &y)], &imm, gpu.grid_1d((n / 4) as u64, 256))?;
         return Ok(y);
     }
     let sa = broadcast_strides(a.shape(), &out_shape);
     let sb = broadcast_strides(b.shape(), &out_shape);
     let mut imm = Imm::default().u(n).u(out_shape.len() as u32).u(0).u(0);
-    for arr in [
-        &out_shape.iter().map(|&d| d as u32).collect::<Vec<_>>(),
-        &sa,
-        &sb,
-    ] {
+    for arr in [&out_shape.iter().map(|&d| d as u32).collect::<Vec<_>>(), &sa, &sb] {
         for i in 0..MAX_RANK {
             imm = imm.u(arr.get(i).copied().unwrap_or(0));
         }
     }
-    launch(
-        gpu,
-        &BINARY,
-        "binary_bcast",
-        &ov,
-        &[(0, a), (1, b), (2, &y)],
-        &imm,
-        gpu.grid_1d(n as u64, 256),
-    )?;
+    launch(gpu, &BINARY, "binary_bcast", &ov, &[(0, a), (1, b), (2, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
     Ok(y)
 }
 

@@ -6,27 +6,15 @@ use crate::gpu::kernels::FILL;
 use crate::gpu::{DType, Tensor};
 
 fn words(t: &Tensor) -> Result<u32> {
-    u32::try_from(t.bytes().div_ceil(4)).map_err(|_| {
-        Error::invalid(
-            "fill",
-            format!("tensor of {} bytes is too large to index", t.bytes()),
-        )
-    })
+    u32::try_from(t.bytes().div_ceil(4))
+        .map_err(|_| Error::invalid("fill", format!("tensor of {} bytes is too large to index", t.bytes())))
 }
 
 /// Writes the 32-bit `pattern` into every word of `t`.
 pub(crate) fn fill_bits(t: &Tensor, pattern: u32) -> Result<()> {
     let n = words(t)?;
     let gpu = t.gpu();
-    launch(
-        gpu,
-        &FILL,
-        "fill",
-        &[],
-        &[(1, t)],
-        &Imm::default().u(n).u(pattern),
-        gpu.grid_1d(n as u64, 256),
-    )
+    launch(gpu, &FILL, "fill", &[], &[(1, t)], &Imm::default().u(n).u(pattern), gpu.grid_1d(n as u64, 256))
 }
 
 /// Sets every element of an f32 or f16 tensor to `value`.
@@ -54,33 +42,17 @@ pub fn fill_u32(t: &Tensor, value: u32) -> Result<()> {
 /// Copies `src` into `dst` (same shape and dtype, different storage).
 pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
     if src.shape() != dst.shape() {
-        return Err(Error::shape(
-            "copy_into",
-            src.shape(),
-            dst.shape(),
-            "shapes must be equal",
-        ));
+        return Err(Error::shape("copy_into", src.shape(), dst.shape(), "shapes must be equal"));
     }
     if src.dtype() != dst.dtype() {
-        return Err(Error::invalid(
-            "copy_into",
-            format!("dtypes differ: {} and {}", src.dtype(), dst.dtype()),
-        ));
+        return Err(Error::invalid("copy_into", format!("dtypes differ: {} and {}", src.dtype(), dst.dtype())));
     }
     if src.same_storage(dst) {
         return Ok(());
     }
     let n = words(src)?;
     let gpu = src.gpu();
-    launch(
-        gpu,
-        &FILL,
-        "copy",
-        &[],
-        &[(0, src), (1, dst)],
-        &Imm::default().u(n),
-        gpu.grid_1d(n as u64, 256),
-    )
+    launch(gpu, &FILL, "copy", &[], &[(0, src), (1, dst)], &Imm::default().u(n), gpu.grid_1d(n as u64, 256))
 }
 
 /// A new tensor with the contents of `src`.

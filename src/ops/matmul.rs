@@ -1,8 +1,14 @@
-//! Batched matrix multiply with optional transposes and bias (`shaders/matmul.wgsl`).
+//! Batched matrix multiply with optional transposes and bias (`shaders/matmul.wgsl` and
+//! `shaders/matmul_subgroup.wgsl`).
+//!
+//! Two kernels: `matmul`, register-blocked with `override` tile sizes, for any shape on any
+//! adapter; and `matmul_sg8`, for adapters with 8-lane subgroups (lavapipe), which shares rows
+//! of A across lanes by subgroup broadcast and runs about 2× faster there. [`MatmulKernel::auto`]
+//! picks one per call.
 
 use super::{Imm, launch};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::MATMUL;
+use crate::gpu::kernels::{MATMUL, MATMUL_SUBGROUP};
 use crate::gpu::{DType, Gpu, Tensor};
 
 /// Tile sizes of the register-blocked kernel (its `override` constants).
@@ -12,41 +18,33 @@ pub struct MatmulTiles {
     pub tm: u32,
     /// Columns of C per invocation (4 or 8).
     pub tn: u32,
-    /// Invocations per workgroup along N and M.
+    /// Invocations per workgroup along N.
     pub wg_x: u32,
+    /// Invocations per workgroup along M.
     pub wg_y: u32,
 }
 
 impl MatmulTiles {
-    /// The variant tuned for this adapter: `benches/kernels.rs` (`--sweep`) measures the others.
+    /// The tiles for this adapter (`cargo bench --bench kernels -- --sweep` measures the others).
     pub fn for_gpu(gpu: &Gpu) -> MatmulTiles {
         if gpu.is_cpu() {
-            // lavapipe: 8 SIMD lanes per invocation group; see the sweep in the README.
-            MatmulTiles {
-                tm: 8,
-                tn: 8,
-                wg_x: 8,
-                wg_y: 8,
-            }
+            // Best of the lavapipe sweep (README).
+            MatmulTiles { tm: 4, tn: 8, wg_x: 16, wg_y: 4 }
         } else {
-            MatmulTiles {
-                tm: 4,
-                tn: 4,
-                wg_x: 16,
-                wg_y: 16,
-            }
+            // 128 × 128 outputs per workgroup, 8 × 8 per invocation: the usual GPU shape.
+            MatmulTiles { tm: 8, tn: 8, wg_x: 16, wg_y: 16 }
         }
     }
 
     fn check(&self, gpu: &Gpu) -> Result<()> {
         let ok_t = |t: u32| t == 4 || t == 8;
-        let threads = self.wg_x * self.wg_y;
         if !ok_t(self.tm) || !ok_t(self.tn) || self.wg_x == 0 || self.wg_y == 0 {
             return Err(Error::invalid(
                 "matmul",
                 format!("tiles {self:?}: tm and tn must be 4 or 8, workgroup sides > 0"),
             ));
         }
+        let threads = self.wg_x * self.wg_y;
         let max = gpu.adapter().limits.max_compute_invocations_per_workgroup;
         if threads > max {
             return Err(Error::invalid(
@@ -58,48 +56,59 @@ impl MatmulTiles {
     }
 }
 
+/// Which matmul kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// Register-blocked, any shape.
+    Tiled(MatmulTiles),
+    /// Subgroup-broadcast kernel: needs 8-lane subgroups, K % 4 == 0 and N % 4 == 0.
+    /// `cn` (1 or 2) is the number of 4-column groups per lane.
+    Subgroup8 { cn: u32 },
+}
+
+impl MatmulKernel {
+    /// The fastest kernel this adapter can use for an (M, N, K) product.
+    pub fn auto(gpu: &Gpu, n: usize, k: usize) -> MatmulKernel {
+        if gpu.subgroup_size() == Some(8) && n % 4 == 0 && k % 4 == 0 {
+            MatmulKernel::Subgroup8 { cn: 2 }
+        } else {
+            MatmulKernel::Tiled(MatmulTiles::for_gpu(gpu))
+        }
+    }
+}
+
 /// Splits `[.., r, c]` into (batch, r, c).
 fn batch_rc(op: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
     let s = t.shape();
     if s.len() < 2 {
-        return Err(Error::invalid(
-            op,
-            format!("operands need rank >= 2, got shape {s:?}"),
-        ));
+        return Err(Error::invalid(op, format!("operands need rank >= 2, got shape {s:?}")));
     }
     let batch = s[..s.len() - 2].iter().product();
     Ok((batch, s[s.len() - 2], s[s.len() - 1]))
 }
 
-/// `op(a) · op(b) (+ bias)` over the leading (batch) dimensions, with the adapter's tiles.
+/// `op(a) · op(b) (+ bias)` over the leading (batch) dimensions, with the best kernel.
 ///
 /// `a` is `[.., M, K]` (`[.., K, M]` when `trans_a`), `b` is `[.., K, N]` (`[.., N, K]` when
-/// `trans_b`), `bias` is `[N]`. Batch dimensions must be equal, or one side has none (or
-/// batch 1) and is broadcast. The result is `[batch dims.., M, N]`.
-pub fn matmul(
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
-    trans_a: bool,
-    trans_b: bool,
-) -> Result<Tensor> {
-    matmul_with(a, b, bias, trans_a, trans_b, MatmulTiles::for_gpu(a.gpu()))
+/// `trans_b`), `bias` is `[N]`. Batch dimensions must be equal, or one side has batch 1 (or
+/// none) and is shared. The result is `[batch dims.., M, N]`.
+pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    matmul_with(a, b, bias, trans_a, trans_b, None)
 }
 
-/// `matmul` with explicit tile sizes.
+/// `matmul` with an explicit kernel (`None` = [`MatmulKernel::auto`]).
 pub fn matmul_with(
     a: &Tensor,
     b: &Tensor,
     bias: Option<&Tensor>,
     trans_a: bool,
     trans_b: bool,
-    tiles: MatmulTiles,
+    kernel: Option<MatmulKernel>,
 ) -> Result<Tensor> {
     let op = "matmul";
     a.expect_dtype(op, DType::F32)?;
     b.expect_dtype(op, DType::F32)?;
     let gpu = a.gpu();
-    tiles.check(gpu)?;
     let (ba, ar, ac) = batch_rc(op, a)?;
     let (bb, br, bc) = batch_rc(op, b)?;
     let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
@@ -121,18 +130,29 @@ pub fn matmul_with(
     } else if ba == 1 {
         b_batch.to_vec()
     } else {
-        return Err(Error::shape(
-            op,
-            a.shape(),
-            b.shape(),
-            "batch dimensions differ and neither is 1",
-        ));
+        return Err(Error::shape(op, a.shape(), b.shape(), "batch dimensions differ and neither is 1"));
     };
     let batch: usize = out_batch.iter().product();
     if let Some(bias) = bias {
         bias.expect_dtype(op, DType::F32)?;
         if bias.shape() != [n] {
             return Err(Error::shape(op, bias.shape(), &[n], "bias must be [N]"));
+        }
+    }
+    let kernel = kernel.unwrap_or_else(|| MatmulKernel::auto(gpu, n, k));
+    match kernel {
+        MatmulKernel::Tiled(t) => t.check(gpu)?,
+        MatmulKernel::Subgroup8 { cn } => {
+            if gpu.subgroup_size() != Some(8) || n % 4 != 0 || k % 4 != 0 || !(cn == 1 || cn == 2) {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "the Subgroup8 kernel needs 8-lane subgroups (adapter: {:?}), N % 4 == 0 and K % 4 == 0 \
+                         (N = {n}, K = {k}) and cn 1 or 2 (got {cn})",
+                        gpu.subgroup_size()
+                    ),
+                ));
+            }
         }
     }
     let mut out_shape = out_batch;
@@ -149,52 +169,47 @@ pub fn matmul_with(
             Some(bias) => super::add(&c, bias),
         };
     }
-    let big = |v: usize| {
-        u32::try_from(v).map_err(|_| Error::invalid(op, format!("dimension {v} is too large")))
-    };
-    let (m32, n32, k32) = (big(m)?, big(n)?, big(k)?);
+    let big = |v: usize| u32::try_from(v).map_err(|_| Error::invalid(op, format!("dimension {v} is too large")));
     big(a.numel())?;
     big(b.numel())?;
     big(c.numel())?;
     let sa = if ba == 1 && batch > 1 { 0 } else { big(m * k)? };
     let sb = if bb == 1 && batch > 1 { 0 } else { big(k * n)? };
-    let sc = big(m * n)?;
-    let vec_a = k % 4 == 0 && (!trans_a || m % 4 == 0);
-    let vec_b = k % 4 == 0 && (trans_b || n % 4 == 0);
+    let imm = Imm::default().u(big(m)?).u(big(n)?).u(big(k)?).u(0).u(sa).u(sb).u(big(m * n)?).u(0);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let overrides = [
-        ("TM", tiles.tm as f64),
-        ("TN", tiles.tn as f64),
-        ("WG_X", tiles.wg_x as f64),
-        ("WG_Y", tiles.wg_y as f64),
-        ("TRANS_A", flag(trans_a)),
-        ("TRANS_B", flag(trans_b)),
-        ("VEC_A", flag(vec_a)),
-        ("VEC_B", flag(vec_b)),
-        ("HAS_BIAS", flag(bias.is_some())),
-    ];
-    let imm = Imm::default()
-        .u(m32)
-        .u(n32)
-        .u(k32)
-        .u(0)
-        .u(sa)
-        .u(sb)
-        .u(sc)
-        .u(0);
-    let gx = n.div_ceil((tiles.tn * tiles.wg_x) as usize);
-    let gy = m.div_ceil((tiles.tm * tiles.wg_y) as usize);
-    let groups = [big(gx)?, big(gy)?, big(batch)?];
-    // The shader always declares a bias binding; without a bias it reads nothing from it.
+    // Without a bias the shader reads nothing from its bias binding; bind `a` there.
     let bias_t = bias.unwrap_or(a);
-    launch(
-        gpu,
-        &MATMUL,
-        "matmul",
-        &overrides,
-        &[(0, a), (1, b), (2, bias_t), (3, &c)],
-        &imm,
-        groups,
-    )?;
+    match kernel {
+        MatmulKernel::Tiled(tiles) => {
+            let vec_a = k % 4 == 0 && (!trans_a || m % 4 == 0);
+            let vec_b = k % 4 == 0 && (trans_b || n % 4 == 0);
+            let overrides = [
+                ("TM", tiles.tm as f64),
+                ("TN", tiles.tn as f64),
+                ("WG_X", tiles.wg_x as f64),
+                ("WG_Y", tiles.wg_y as f64),
+                ("TRANS_A", flag(trans_a)),
+                ("TRANS_B", flag(trans_b)),
+                ("VEC_A", flag(vec_a)),
+                ("VEC_B", flag(vec_b)),
+                ("HAS_BIAS", flag(bias.is_some())),
+            ];
+            let gx = n.div_ceil((tiles.tn * tiles.wg_x) as usize);
+            let gy = m.div_ceil((tiles.tm * tiles.wg_y) as usize);
+            let groups = [big(gx)?, big(gy)?, big(batch)?];
+            launch(gpu, &MATMUL, "matmul", &overrides, &[(0, a), (1, b), (2, bias_t), (3, &c)], &imm, groups)?;
+        }
+        MatmulKernel::Subgroup8 { cn } => {
+            let overrides = [
+                ("CN", cn as f64),
+                ("TRANS_A", flag(trans_a)),
+                ("TRANS_B", flag(trans_b)),
+                ("HAS_BIAS", flag(bias.is_some())),
+            ];
+            let groups = [big(n.div_ceil(32 * cn as usize))?, big(m.div_ceil(16))?, big(batch)?];
+            let bindings = [(0, a), (1, b), (2, bias_t), (3, &c), (4, a)];
+            launch(gpu, &MATMUL_SUBGROUP, "matmul_sg8", &overrides, &bindings, &imm, groups)?;
+        }
+    }
     Ok(c)
 }

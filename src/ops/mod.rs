@@ -12,7 +12,7 @@ pub mod unary;
 pub use binary::{BinaryOp, add, binary, broadcast_shape, div, maximum, minimum, mul, pow, sub};
 pub use cast::{to_f16, to_f32};
 pub use fill::{copy, copy_into, fill};
-pub use matmul::{MatmulTiles, matmul, matmul_with};
+pub use matmul::{MatmulKernel, MatmulTiles, matmul, matmul_with};
 pub use reduce::{ReduceOp, max, mean, min, reduce, sum};
 pub use unary::{UnaryOp, affine, scale, unary};
 
@@ -54,10 +54,6 @@ pub(crate) fn launch(
 
 /// Fails when the element count does not fit the u32 indices of the kernels.
 pub(crate) fn check_u32_len(op: &str, t: &Tensor) -> Result<u32> {
-    u32::try_from(t.numel()).map_err(|_| {
-        crate::Error::invalid(
-            op,
-            format!("{} elements exceed the 2^32 a kernel can index", t.numel()),
-        )
-    })
+    u32::try_from(t.numel())
+        .map_err(|_| crate::Error::invalid(op, format!("{} elements exceed the 2^32 a kernel can index", t.numel())))
 }

@@ -23,19 +23,13 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
     let rank = x.rank() as isize;
     let ax = if axis < 0 { axis + rank } else { axis };
     if ax < 0 || ax >= rank {
-        return Err(Error::invalid(
-            "reduce",
-            format!("axis {axis} is out of range for shape {:?}", x.shape()),
-        ));
+        return Err(Error::invalid("reduce", format!("axis {axis} is out of range for shape {:?}", x.shape())));
     }
     let ax = ax as usize;
     let shape = x.shape();
     let len = shape[ax];
     if len == 0 {
-        return Err(Error::invalid(
-            "reduce",
-            format!("cannot reduce the empty axis {ax} of shape {shape:?}"),
-        ));
+        return Err(Error::invalid("reduce", format!("cannot reduce the empty axis {ax} of shape {shape:?}")));
     }
     let outer: usize = shape[..ax].iter().product();
     let inner: usize = shape[ax + 1..].iter().product();
@@ -45,10 +39,8 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
     } else {
         out_shape.remove(ax);
     }
-    let too_big = |v: usize| {
-        u32::try_from(v)
-            .map_err(|_| Error::invalid("reduce", format!("shape {shape:?} is too large")))
-    };
+    let too_big =
+        |v: usize| u32::try_from(v).map_err(|_| Error::invalid("reduce", format!("shape {shape:?} is too large")));
     too_big(x.numel())?;
     let (o, l, i) = (too_big(outer)?, too_big(len)?, too_big(inner)?);
     let gpu = x.gpu();
@@ -56,25 +48,9 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
     let ov = [("OP", op as u32 as f64)];
     let imm = Imm::default().u(o).u(l).u(i);
     if inner == 1 && len >= ROW_KERNEL_MIN_LEN {
-        launch(
-            gpu,
-            &REDUCE,
-            "reduce_rows",
-            &ov,
-            &[(0, x), (1, &y)],
-            &imm,
-            gpu.grid_1d(outer as u64, 1),
-        )?;
+        launch(gpu, &REDUCE, "reduce_rows", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d(outer as u64, 1))?;
     } else {
-        launch(
-            gpu,
-            &REDUCE,
-            "reduce_cols",
-            &ov,
-            &[(0, x), (1, &y)],
-            &imm,
-            gpu.grid_1d((outer * inner) as u64, 256),
-        )?;
+        launch(gpu, &REDUCE, "reduce_cols", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d((outer * inner) as u64, 256))?;
     }
     Ok(y)
 }

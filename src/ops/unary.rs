@@ -81,39 +81,17 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     let ov = [("OP", code as f64)];
     if n % 4 == 0 {
         let imm = Imm::default().u(n / 4).f(alpha).f(beta);
-        launch(
-            gpu,
-            &UNARY,
-            "unary_vec4",
-            &ov,
-            &[(2, x), (3, &y)],
-            &imm,
-            gpu.grid_1d((n / 4) as u64, 256),
-        )?;
+        launch(gpu, &UNARY, "unary_vec4", &ov, &[(2, x), (3, &y)], &imm, gpu.grid_1d((n / 4) as u64, 256))?;
     } else {
         let imm = Imm::default().u(n).f(alpha).f(beta);
-        launch(
-            gpu,
-            &UNARY,
-            "unary",
-            &ov,
-            &[(0, x), (1, &y)],
-            &imm,
-            gpu.grid_1d(n as u64, 256),
-        )?;
+        launch(gpu, &UNARY, "unary", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
     }
     Ok(y)
 }
 
 /// `s * x`.
 pub fn scale(x: &Tensor, s: f32) -> Result<Tensor> {
-    unary(
-        x,
-        UnaryOp::Affine {
-            alpha: s,
-            beta: 0.0,
-        },
-    )
+    unary(x, UnaryOp::Affine { alpha: s, beta: 0.0 })
 }
 
 /// `alpha * x + beta`.
