@@ -9,6 +9,7 @@ mod fill;
 mod matmul;
 mod pool;
 mod reduce;
+mod runtime;
 mod shaders;
 mod tensor;
 mod unary;

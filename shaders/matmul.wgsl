@@ -69,6 +69,69 @@ fn bias_at(n: u32) -> f32 {
     return bias[n >> 2u][n & 3u];
 }
 
+// Four rows of four values: a 4 × 4 block of A (rows r..r+3, k..k+3) or of B (k-rows, 4 columns).
+struct Quad {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+fn transpose4(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) -> Quad {
+    return Quad(vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v0.y, v1.y, v2.y, v3.y),
+                vec4<f32>(v0.z, v1.z, v2.z, v3.z), vec4<f32>(v0.w, v1.w, v2.w, v3.w));
+}
+
+// A[r .. r+4, k .. k+4] (rows beyond M read clamped or zero rows; their results are dropped).
+fn load_a(abase: u32, r: u32, k: u32) -> Quad {
+    if (VEC_A && !TRANS_A) {
+        return Quad(a[(abase + min(r, p.M - 1u) * p.K + k) / 4u],
+                    a[(abase + min(r + 1u, p.M - 1u) * p.K + k) / 4u],
+                    a[(abase + min(r + 2u, p.M - 1u) * p.K + k) / 4u],
+                    a[(abase + min(r + 3u, p.M - 1u) * p.K + k) / 4u]);
+    }
+    if (VEC_A && TRANS_A) {
+        // A is stored [K, M] with M % 4 == 0: each k-row holds the 4 rows contiguously.
+        let rr = min(r, p.M - 4u);
+        return transpose4(a[(abase + k * p.M + rr) / 4u], a[(abase + (k + 1u) * p.M + rr) / 4u],
+                          a[(abase + (k + 2u) * p.M + rr) / 4u], a[(abase + (k + 3u) * p.M + rr) / 4u]);
+    }
+    var q: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        q[i] = vec4<f32>(a_at(abase, r + i, k), a_at(abase, r + i, k + 1u), a_at(abase, r + i, k + 2u),
+                         a_at(abase, r + i, k + 3u));
+    }
+    return Quad(q[0], q[1], q[2], q[3]);
+}
+
+// B[k .. k+4, n .. n+4]: row kk of the quad is k-row k + kk.
+fn load_b(bbase: u32, k: u32, n: u32) -> Quad {
+    if (VEC_B && !TRANS_B) {
+        let nn = min(n, p.N - 4u);
+        return Quad(b[(bbase + k * p.N + nn) / 4u], b[(bbase + (k + 1u) * p.N + nn) / 4u],
+                    b[(bbase + (k + 2u) * p.N + nn) / 4u], b[(bbase + (k + 3u) * p.N + nn) / 4u]);
+    }
+    if (VEC_B && TRANS_B) {
+        // B is stored [N, K] with K % 4 == 0: each column holds its 4 k-values contiguously.
+        return transpose4(b[(bbase + min(n, p.N - 1u) * p.K + k) / 4u],
+                          b[(bbase + min(n + 1u, p.N - 1u) * p.K + k) / 4u],
+                          b[(bbase + min(n + 2u, p.N - 1u) * p.K + k) / 4u],
+                          b[(bbase + min(n + 3u, p.N - 1u) * p.K + k) / 4u]);
+    }
+    var q: array<vec4<f32>, 4>;
+    for (var kk = 0u; kk < 4u; kk++) {
+        q[kk] = vec4<f32>(b_at(bbase, k + kk, n), b_at(bbase, k + kk, n + 1u), b_at(bbase, k + kk, n + 2u),
+                          b_at(bbase, k + kk, n + 3u));
+    }
+    return Quad(q[0], q[1], q[2], q[3]);
+}
+
+// acc + a.x·b.r0 + a.y·b.r1 + a.z·b.r2 + a.w·b.r3: one row of A times a 4 × 4 block of B.
+fn mm_row(av: vec4<f32>, bq: Quad, acc: vec4<f32>) -> vec4<f32> {
+    return fma(vec4<f32>(av.x), bq.r0, fma(vec4<f32>(av.y), bq.r1, fma(vec4<f32>(av.z), bq.r2,
+           fma(vec4<f32>(av.w), bq.r3, acc))));
+}
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r0 = (wg.y * WG_Y + lid.y) * TM;
@@ -78,74 +141,28 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let cbase = wg.z * p.sc;
     let TN4 = TN / 4u;
 
-    var acc: array<vec4<f32>, 16>; // [TM][TN4], zero-initialised
+    // acc[row * 2 + j]: rows r0 .. r0 + TM, column quads j < TN4.
+    var acc: array<vec4<f32>, 16>;
     let nk4 = (p.K + 3u) / 4u;
     for (var kq = 0u; kq < nk4; kq++) {
         let k = kq * 4u;
-        var af: array<vec4<f32>, 8>; // af[i] = A[r0 + i, k .. k + 4]
-        var bf: array<vec4<f32>, 8>; // bf[kk * TN4 + j] = B[k + kk, c0 + 4j .. c0 + 4j + 4]
-
-        if (VEC_A && !TRANS_A) {
-            for (var i = 0u; i < TM; i++) {
-                let r = min(r0 + i, p.M - 1u);
-                af[i] = a[(abase + r * p.K + k) / 4u];
-            }
-        } else if (VEC_A && TRANS_A) {
-            for (var q = 0u; q < TM / 4u; q++) {
-                let r = min(r0 + 4u * q, p.M - 4u);
-                let v0 = a[(abase + k * p.M + r) / 4u];
-                let v1 = a[(abase + (k + 1u) * p.M + r) / 4u];
-                let v2 = a[(abase + (k + 2u) * p.M + r) / 4u];
-                let v3 = a[(abase + (k + 3u) * p.M + r) / 4u];
-                af[4u * q] = vec4<f32>(v0.x, v1.x, v2.x, v3.x);
-                af[4u * q + 1u] = vec4<f32>(v0.y, v1.y, v2.y, v3.y);
-                af[4u * q + 2u] = vec4<f32>(v0.z, v1.z, v2.z, v3.z);
-                af[4u * q + 3u] = vec4<f32>(v0.w, v1.w, v2.w, v3.w);
-            }
-        } else {
-            for (var i = 0u; i < TM; i++) {
-                let r = r0 + i;
-                af[i] = vec4<f32>(a_at(abase, r, k), a_at(abase, r, k + 1u), a_at(abase, r, k + 2u), a_at(abase, r, k + 3u));
-            }
+        let b0 = load_b(bbase, k, c0);
+        var b1 = b0;
+        if (TN4 == 2u) {
+            b1 = load_b(bbase, k, c0 + 4u);
         }
-
-        if (VEC_B && !TRANS_B) {
-            for (var j = 0u; j < TN4; j++) {
-                let n = min(c0 + 4u * j, p.N - 4u);
-                for (var kk = 0u; kk < 4u; kk++) {
-                    bf[kk * TN4 + j] = b[(bbase + (k + kk) * p.N + n) / 4u];
-                }
-            }
-        } else if (VEC_B && TRANS_B) {
-            for (var j = 0u; j < TN4; j++) {
-                let n = c0 + 4u * j;
-                let w0 = b[(bbase + min(n, p.N - 1u) * p.K + k) / 4u];
-                let w1 = b[(bbase + min(n + 1u, p.N - 1u) * p.K + k) / 4u];
-                let w2 = b[(bbase + min(n + 2u, p.N - 1u) * p.K + k) / 4u];
-                let w3 = b[(bbase + min(n + 3u, p.N - 1u) * p.K + k) / 4u];
-                bf[j] = vec4<f32>(w0.x, w1.x, w2.x, w3.x);
-                bf[TN4 + j] = vec4<f32>(w0.y, w1.y, w2.y, w3.y);
-                bf[2u * TN4 + j] = vec4<f32>(w0.z, w1.z, w2.z, w3.z);
-                bf[3u * TN4 + j] = vec4<f32>(w0.w, w1.w, w2.w, w3.w);
-            }
-        } else {
-            for (var j = 0u; j < TN4; j++) {
-                let n = c0 + 4u * j;
-                for (var kk = 0u; kk < 4u; kk++) {
-                    bf[kk * TN4 + j] = vec4<f32>(b_at(bbase, k + kk, n), b_at(bbase, k + kk, n + 1u),
-                                                 b_at(bbase, k + kk, n + 2u), b_at(bbase, k + kk, n + 3u));
-                }
-            }
-        }
-
-        for (var i = 0u; i < TM; i++) {
-            let av = af[i];
-            for (var j = 0u; j < TN4; j++) {
-                let o = i * TN4 + j;
-                acc[o] = fma(vec4<f32>(av.x), bf[j],
-                         fma(vec4<f32>(av.y), bf[TN4 + j],
-                         fma(vec4<f32>(av.z), bf[2u * TN4 + j],
-                         fma(vec4<f32>(av.w), bf[3u * TN4 + j], acc[o]))));
+        for (var q = 0u; q < TM / 4u; q++) {
+            let aq = load_a(abase, r0 + 4u * q, k);
+            let o = 8u * q;
+            acc[o] = mm_row(aq.r0, b0, acc[o]);
+            acc[o + 2u] = mm_row(aq.r1, b0, acc[o + 2u]);
+            acc[o + 4u] = mm_row(aq.r2, b0, acc[o + 4u]);
+            acc[o + 6u] = mm_row(aq.r3, b0, acc[o + 6u]);
+            if (TN4 == 2u) {
+                acc[o + 1u] = mm_row(aq.r0, b1, acc[o + 1u]);
+                acc[o + 3u] = mm_row(aq.r1, b1, acc[o + 3u]);
+                acc[o + 5u] = mm_row(aq.r2, b1, acc[o + 5u]);
+                acc[o + 7u] = mm_row(aq.r3, b1, acc[o + 7u]);
             }
         }
     }
@@ -160,7 +177,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             if (n >= p.N) {
                 break;
             }
-            var v = acc[i * TN4 + j];
+            var v = acc[i * 2u + j];
             if (HAS_BIAS) {
                 v += vec4<f32>(bias_at(n), bias_at(n + 1u), bias_at(n + 2u), bias_at(n + 3u));
             }

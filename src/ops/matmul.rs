@@ -29,7 +29,7 @@ impl MatmulTiles {
     pub fn for_gpu(gpu: &Gpu) -> MatmulTiles {
         if gpu.is_cpu() {
             // Best of the lavapipe sweep (README).
-            MatmulTiles { tm: 4, tn: 8, wg_x: 16, wg_y: 4 }
+            MatmulTiles { tm: 8, tn: 8, wg_x: 32, wg_y: 2 }
         } else {
             // 128 × 128 outputs per workgroup, 8 × 8 per invocation: the usual GPU shape.
             MatmulTiles { tm: 8, tn: 8, wg_x: 16, wg_y: 16 }

@@ -1,0 +1,53 @@
+//! The recorder batches dispatches into few submissions; timing works both ways.
+
+use enma::{Tensor, TimingMethod, ops};
+
+use crate::common::{gpu, rand_vec};
+
+#[test]
+fn many_dispatches_share_one_submission() {
+    let g = gpu();
+    let x = Tensor::from_slice(&g, &rand_vec(4096, 1, -1.0, 1.0), &[64, 64]).unwrap();
+    g.sync().unwrap();
+    let before = g.runtime_stats();
+    let mut y = x.clone();
+    for _ in 0..20 {
+        y = ops::unary(&y, ops::UnaryOp::Tanh).unwrap();
+    }
+    let mid = g.runtime_stats();
+    assert_eq!(mid.dispatches - before.dispatches, 20);
+    assert_eq!(mid.submissions, before.submissions, "nothing is submitted before it is needed");
+    let v = y.to_vec().unwrap();
+    let after = g.runtime_stats();
+    assert_eq!(after.submissions - before.submissions, 1, "one submission for 20 kernels and the readback");
+    // tanh applied 20 times to the input, on the CPU
+    let want: Vec<f32> = rand_vec(4096, 1, -1.0, 1.0)
+        .into_iter()
+        .map(|mut t| {
+            for _ in 0..20 {
+                t = t.tanh();
+            }
+            t
+        })
+        .collect();
+    crate::common::assert_close("tanh^20", &v, &want, 1e-5, 1e-4);
+}
+
+#[test]
+fn timing_with_timestamps_and_wall_clock() {
+    let g = gpu();
+    let a = Tensor::from_slice(&g, &rand_vec(128 * 128, 2, -1.0, 1.0), &[128, 128]).unwrap();
+    let work = || ops::matmul(&a, &a, None, false, false).map(drop);
+    work().unwrap();
+    let (_, wall, m) = g.time(true, work).unwrap();
+    assert_eq!(m, TimingMethod::WallClock);
+    assert!(wall.as_nanos() > 0);
+    let (_, gpu_t, m) = g.time(false, work).unwrap();
+    if g.has_timestamps() {
+        assert_eq!(m, TimingMethod::GpuTimestamps);
+        assert!(gpu_t.as_nanos() > 0, "a 128³ matmul takes measurable time");
+        assert!(gpu_t < wall * 50 + std::time::Duration::from_millis(50), "timestamps {gpu_t:?} vs wall {wall:?}");
+    } else {
+        assert_eq!(m, TimingMethod::WallClock);
+    }
+}
