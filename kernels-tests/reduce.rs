@@ -26,8 +26,9 @@ fn cpu_reduce(x: &[f32], shape: &[usize], axis: usize, op: ReduceOp) -> Vec<f32>
 #[test]
 fn reductions_along_every_axis_match_the_cpu() {
     let g = gpu();
-    // [3, 70, 5]: axis 1 strided; [4, 300]: last axis long (workgroup per row); [2, 3, 7]: short rows.
-    let shapes: [&[usize]; 4] = [&[3, 70, 5], &[4, 300], &[2, 3, 7], &[5000]];
+    // [3, 70, 5]: axis 1 strided; [4, 300]: few long rows (workgroup per row); [70, 100]: many
+    // rows (one invocation per row on CPU adapters); [2, 3, 7]: short rows.
+    let shapes: [&[usize]; 5] = [&[3, 70, 5], &[4, 300], &[70, 100], &[2, 3, 7], &[5000]];
     for shape in shapes {
         let n: usize = shape.iter().product();
         let data = rand_vec(n, 21, -2.0, 2.0);
