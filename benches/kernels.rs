@@ -87,6 +87,7 @@ fn bench_matmul(gpu: &Gpu, n: usize, kernel: MatmulKernel) -> Result<Row> {
         kernel: match kernel {
             MatmulKernel::Tiled(t) => format!("matmul tiled {}x{} wg{}x{}", t.tm, t.tn, t.wg_x, t.wg_y),
             MatmulKernel::Subgroup8 { cn } => format!("matmul subgroup8 cn{cn}"),
+            MatmulKernel::Shared => "matmul shared-memory 128x128".to_string(),
         },
         shape: format!("{n}x{n}x{n}"),
         dtype: "f32",
@@ -96,33 +97,29 @@ fn bench_matmul(gpu: &Gpu, n: usize, kernel: MatmulKernel) -> Result<Row> {
     })
 }
 
-fn bench_add(gpu: &Gpu, n: usize) -> Result<Row> {
-    let a = Tensor::from_slice(gpu, &rand(n, 3), &[n])?;
-    let b = Tensor::from_slice(gpu, &rand(n, 4), &[n])?;
-    let (d, method) = measure(gpu, || ops::add(&a, &b).map(drop))?;
-    let bytes = 3.0 * 4.0 * n as f64;
-    Ok(Row {
-        kernel: "add".into(),
-        shape: format!("{n}"),
+/// A memory-bound case: `bytes` moved per run.
+fn bandwidth_row(kernel: &str, shape: String, bytes: f64, (d, method): (Duration, TimingMethod)) -> Row {
+    Row {
+        kernel: kernel.into(),
+        shape,
         dtype: "f32",
         median_ms: d.as_secs_f64() * 1e3,
         rate: Rate::Gbps(bytes / d.as_secs_f64() / 1e9),
         method,
-    })
+    }
+}
+
+fn bench_add(gpu: &Gpu, n: usize) -> Result<Row> {
+    let a = Tensor::from_slice(gpu, &rand(n, 3), &[n])?;
+    let b = Tensor::from_slice(gpu, &rand(n, 4), &[n])?;
+    let timing = measure(gpu, || ops::add(&a, &b).map(drop))?;
+    Ok(bandwidth_row("add", format!("{n}"), 3.0 * 4.0 * n as f64, timing))
 }
 
 fn bench_sum(gpu: &Gpu, rows: usize, cols: usize) -> Result<Row> {
     let x = Tensor::from_slice(gpu, &rand(rows * cols, 5), &[rows, cols])?;
-    let (d, method) = measure(gpu, || ops::sum(&x, 1, false).map(drop))?;
-    let bytes = 4.0 * (rows * cols + rows) as f64;
-    Ok(Row {
-        kernel: "sum(axis=-1)".into(),
-        shape: format!("{rows}x{cols}"),
-        dtype: "f32",
-        median_ms: d.as_secs_f64() * 1e3,
-        rate: Rate::Gbps(bytes / d.as_secs_f64() / 1e9),
-        method,
-    })
+    let timing = measure(gpu, || ops::sum(&x, 1, false).map(drop))?;
+    Ok(bandwidth_row("sum(axis=-1)", format!("{rows}x{cols}"), 4.0 * (rows * cols + rows) as f64, timing))
 }
 
 fn print(rows: &[Row], gpu: &Gpu, json: bool) {
@@ -168,7 +165,7 @@ fn run() -> Result<()> {
     let mut rows = Vec::new();
     if keep("matmul") {
         for n in [256, 512, 1024] {
-            rows.push(bench_matmul(&gpu, n, MatmulKernel::auto(&gpu, n, n))?);
+            rows.push(bench_matmul(&gpu, n, MatmulKernel::auto(&gpu, n, n, n))?);
         }
     }
     if args.sweep {
@@ -178,6 +175,7 @@ fn run() -> Result<()> {
                 rows.push(bench_matmul(&gpu, 1024, MatmulKernel::Subgroup8 { cn })?);
             }
         }
+        rows.push(bench_matmul(&gpu, 1024, MatmulKernel::Shared)?);
         for tm in [4, 8] {
             for tn in [4, 8] {
                 for (wx, wy) in [(8, 8), (16, 16), (32, 2), (16, 4)] {

@@ -104,6 +104,21 @@ fn every_tile_variant_is_correct() {
 }
 
 #[test]
+fn the_shared_memory_kernel_is_correct() {
+    let g = gpu();
+    let kern = Some(MatmulKernel::Shared);
+    // One block, ragged blocks in every dimension (K not a multiple of the 8-deep slice), batches.
+    for (m, n, k) in [(128, 128, 64), (1, 1, 1), (130, 129, 13), (37, 200, 21), (256, 12, 8)] {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                check(&g, 1, m, n, k, ta, tb, (m + n + k) % 2 == 1, kern);
+            }
+        }
+    }
+    check(&g, 3, 33, 20, 17, false, true, true, kern);
+}
+
+#[test]
 fn the_subgroup_kernel_is_correct_where_it_applies() {
     let g = gpu();
     if g.subgroup_size() != Some(8) {

@@ -195,3 +195,125 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Workgroup-memory variant for GPUs: a 16 × 16 workgroup computes a 128 × 128 block of C, 8 × 8
+// per invocation, staging 128 × 8 slices of A and B in workgroup memory (8 KiB). Every
+// invocation loads 4 elements of each slice per step (consecutive in memory, so a warp's loads
+// coalesce), then does 8 steps of 2 + 2 vec4 workgroup reads and 64 FMAs. Any shape and
+// transpose: out-of-range elements load as zero. On lavapipe barriers are expensive and
+// `matmul_sg8` / `matmul` are used instead.
+
+const SM_BM: u32 = 128u;
+const SM_BN: u32 = 128u;
+const SM_BK: u32 = 8u;
+
+@group(0) @binding(4) var<storage, read> a_s: array<f32>;
+@group(0) @binding(5) var<storage, read> b_s: array<f32>;
+
+var<workgroup> sm_a: array<vec4<f32>, 256>; // [SM_BK][SM_BM], A transposed: k-major
+var<workgroup> sm_b: array<vec4<f32>, 256>; // [SM_BK][SM_BN]
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_smem(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+               @builtin(local_invocation_index) t: u32) {
+    let row0 = wg.y * SM_BM;
+    let col0 = wg.x * SM_BN;
+    let abase = wg.z * p.sa;
+    let bbase = wg.z * p.sb;
+    let cbase = wg.z * p.sc;
+
+    var acc: array<vec4<f32>, 16>; // acc[i * 2 + j]: row ty*8 + i, columns tx*8 + 4j .. +4
+    for (var kt = 0u; kt < p.K; kt += SM_BK) {
+        // Stage A[row0 .. +128, kt .. +8] as sm_a[k][m].
+        for (var i = 0u; i < 4u; i++) {
+            var m: u32;
+            var k: u32;
+            if (TRANS_A) {
+                k = t >> 5u;
+                m = (t & 31u) * 4u + i;
+            } else {
+                m = t >> 1u;
+                k = (t & 1u) * 4u + i;
+            }
+            let gm = row0 + m;
+            let gk = kt + k;
+            var v = 0.0;
+            if (gm < p.M && gk < p.K) {
+                if (TRANS_A) {
+                    v = a_s[abase + gk * p.M + gm];
+                } else {
+                    v = a_s[abase + gm * p.K + gk];
+                }
+            }
+            let e = k * SM_BM + m;
+            sm_a[e >> 2u][e & 3u] = v;
+        }
+        // Stage B[kt .. +8, col0 .. +128] as sm_b[k][n].
+        for (var i = 0u; i < 4u; i++) {
+            var n: u32;
+            var k: u32;
+            if (TRANS_B) {
+                n = t >> 1u;
+                k = (t & 1u) * 4u + i;
+            } else {
+                k = t >> 5u;
+                n = (t & 31u) * 4u + i;
+            }
+            let gn = col0 + n;
+            let gk = kt + k;
+            var v = 0.0;
+            if (gn < p.N && gk < p.K) {
+                if (TRANS_B) {
+                    v = b_s[bbase + gn * p.K + gk];
+                } else {
+                    v = b_s[bbase + gk * p.N + gn];
+                }
+            }
+            let e = k * SM_BN + n;
+            sm_b[e >> 2u][e & 3u] = v;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < SM_BK; k++) {
+            let a0 = sm_a[k * 32u + lid.y * 2u];
+            let a1 = sm_a[k * 32u + lid.y * 2u + 1u];
+            let b0 = sm_b[k * 32u + lid.x * 2u];
+            let b1 = sm_b[k * 32u + lid.x * 2u + 1u];
+            for (var i = 0u; i < 4u; i++) {
+                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
+                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
+                acc[8u + i * 2u] = fma(vec4<f32>(a1[i]), b0, acc[8u + i * 2u]);
+                acc[8u + i * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + i * 2u + 1u]);
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 8u; i++) {
+        let r = row0 + lid.y * 8u + i;
+        if (r >= p.M) {
+            break;
+        }
+        for (var j = 0u; j < 2u; j++) {
+            let n = col0 + lid.x * 8u + 4u * j;
+            if (n >= p.N) {
+                break;
+            }
+            var v = acc[i * 2u + j];
+            if (HAS_BIAS) {
+                v += vec4<f32>(bias_at(n), bias_at(n + 1u), bias_at(n + 2u), bias_at(n + 3u));
+            }
+            let idx = cbase + r * p.N + n;
+            if (n + 4u <= p.N && (idx & 3u) == 0u) {
+                c[idx / 4u] = v;
+            } else {
+                for (var u = 0u; u < 4u; u++) {
+                    if (n + u < p.N) {
+                        let e = idx + u;
+                        c[e >> 2u][e & 3u] = v[u];
+                    }
+                }
+            }
+        }
+    }
+}

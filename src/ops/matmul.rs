@@ -1,10 +1,11 @@
 //! Batched matrix multiply with optional transposes and bias (`shaders/matmul.wgsl` and
 //! `shaders/matmul_subgroup.wgsl`).
 //!
-//! Two kernels: `matmul`, register-blocked with `override` tile sizes, for any shape on any
-//! adapter; and `matmul_sg8`, for adapters with 8-lane subgroups (lavapipe), which shares rows
-//! of A across lanes by subgroup broadcast and runs about 2× faster there. [`MatmulKernel::auto`]
-//! picks one per call.
+//! Three kernels: `matmul`, register-blocked with `override` tile sizes, for any shape on any
+//! adapter; `matmul_smem`, staging tiles in workgroup memory, for large products on GPUs; and
+//! `matmul_sg8`, for adapters with 8-lane subgroups (lavapipe), which shares rows of A across
+//! lanes by subgroup broadcast and runs about 2× faster there than the best of the others.
+//! [`MatmulKernel::auto`] picks one per call.
 
 use super::{Imm, launch};
 use crate::error::{Error, Result};
@@ -61,16 +62,22 @@ impl MatmulTiles {
 pub enum MatmulKernel {
     /// Register-blocked, any shape.
     Tiled(MatmulTiles),
+    /// Workgroup-memory kernel (128 × 128 blocks, 256 invocations): any shape, for GPUs.
+    Shared,
     /// Subgroup-broadcast kernel: needs 8-lane subgroups, K % 4 == 0 and N % 4 == 0.
     /// `cn` (1 or 2) is the number of 4-column groups per lane.
     Subgroup8 { cn: u32 },
 }
 
 impl MatmulKernel {
-    /// The fastest kernel this adapter can use for an (M, N, K) product.
-    pub fn auto(gpu: &Gpu, n: usize, k: usize) -> MatmulKernel {
+    /// The kernel for an (M, N, K) product on this adapter: the subgroup kernel where it
+    /// applies, the workgroup-memory kernel for large products on GPUs, the register-blocked
+    /// kernel otherwise.
+    pub fn auto(gpu: &Gpu, m: usize, n: usize, k: usize) -> MatmulKernel {
         if gpu.subgroup_size() == Some(8) && n % 4 == 0 && k % 4 == 0 {
             MatmulKernel::Subgroup8 { cn: 2 }
+        } else if !gpu.is_cpu() && m >= 128 && n >= 128 && k >= 32 {
+            MatmulKernel::Shared
         } else {
             MatmulKernel::Tiled(MatmulTiles::for_gpu(gpu))
         }
@@ -139,9 +146,10 @@ pub fn matmul_with(
             return Err(Error::shape(op, bias.shape(), &[n], "bias must be [N]"));
         }
     }
-    let kernel = kernel.unwrap_or_else(|| MatmulKernel::auto(gpu, n, k));
+    let kernel = kernel.unwrap_or_else(|| MatmulKernel::auto(gpu, m, n, k));
     match kernel {
         MatmulKernel::Tiled(t) => t.check(gpu)?,
+        MatmulKernel::Shared => {}
         MatmulKernel::Subgroup8 { cn } => {
             if gpu.subgroup_size() != Some(8) || n % 4 != 0 || k % 4 != 0 || !(cn == 1 || cn == 2) {
                 return Err(Error::invalid(
@@ -198,6 +206,13 @@ pub fn matmul_with(
             let gy = m.div_ceil((tiles.tm * tiles.wg_y) as usize);
             let groups = [big(gx)?, big(gy)?, big(batch)?];
             launch(gpu, &MATMUL, "matmul", &overrides, &[(0, a), (1, b), (2, bias_t), (3, &c)], &imm, groups)?;
+        }
+        MatmulKernel::Shared => {
+            let overrides =
+                [("TRANS_A", flag(trans_a)), ("TRANS_B", flag(trans_b)), ("HAS_BIAS", flag(bias.is_some()))];
+            let groups = [big(n.div_ceil(128))?, big(m.div_ceil(128))?, big(batch)?];
+            let bindings = [(2, bias_t), (3, &c), (4, a), (5, b)];
+            launch(gpu, &MATMUL, "matmul_smem", &overrides, &bindings, &imm, groups)?;
         }
         MatmulKernel::Subgroup8 { cn } => {
             let overrides = [
