@@ -13,4 +13,12 @@ fi
 # Benches and examples must keep compiling; `cargo test` does not build benches.
 cargo build --release --benches --examples
 ./target/release/enma info
-cargo test --release "$@"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "enma tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

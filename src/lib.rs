@@ -2,7 +2,22 @@
 //! WGSL kernels, a buffer pool and (from the next milestones) an autodiff tape.
 //!
 //! Start with [`Gpu::new`] (or [`Gpu::from_device`] to share a host application's device), make
-//! [`Tensor`]s and call the ops in [`ops`].
+//! [`Tensor`]s and call the ops in [`ops`]. Ops record kernels; nothing is submitted to the GPU
+//! until a result is read back (or [`Gpu::flush`] / [`Gpu::sync`]).
+//!
+//! ```
+//! use enma::{Gpu, GpuOptions, Tensor, ops};
+//!
+//! # fn main() -> enma::Result<()> {
+//! let gpu = Gpu::new(GpuOptions::default())?;
+//! let a = Tensor::from_slice(&gpu, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let c = ops::matmul(&a, &a, None, false, false)?; // [[7, 10], [15, 22]]
+//! let rows = ops::sum(&c, -1, false)?;
+//! assert_eq!(rows.to_vec()?, vec![17.0, 37.0]);
+//! assert_eq!(gpu.runtime_stats().submissions, 1); // uploads, 2 kernels and the readback
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod error;
 pub mod gpu;
