@@ -51,3 +51,31 @@ fn timing_with_timestamps_and_wall_clock() {
         assert_eq!(m, TimingMethod::WallClock);
     }
 }
+
+#[test]
+fn the_listed_choice_is_the_adapter_gpu_new_picks() {
+    let opts = enma::GpuOptions::default();
+    let list = enma::Gpu::adapters(&opts).unwrap();
+    let chosen: Vec<_> = list.iter().filter(|a| a.chosen).collect();
+    assert_eq!(chosen.len(), 1, "{list:?}");
+    let g = gpu();
+    assert_eq!(
+        (chosen[0].name.as_str(), chosen[0].backend.as_str()),
+        (g.adapter().name.as_str(), g.adapter().backend.as_str())
+    );
+    // usable adapters come first
+    let first_unusable = list.iter().position(|a| !a.usable).unwrap_or(list.len());
+    assert!(list[first_unusable..].iter().all(|a| !a.usable && a.reason.is_some()));
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<enma::Gpu>();
+    assert_send_sync::<enma::Tensor>();
+    // and work from another thread
+    let g = gpu();
+    let t = Tensor::from_slice(&g, &[1.0, 2.0], &[2]).unwrap();
+    let v = std::thread::spawn(move || ops::scale(&t, 3.0).unwrap().to_vec().unwrap()).join().unwrap();
+    assert_eq!(v, [3.0, 6.0]);
+}

@@ -25,13 +25,39 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// List every adapter seen, and why enma cannot use the ones it skips.
+        #[arg(long)]
+        all: bool,
     },
 }
 
 fn run(cli: Cli) -> enma::Result<()> {
     let options = GpuOptions { backends: cli.backend, adapter_name: cli.adapter };
     match cli.command {
-        Command::Info { json } => {
+        Command::Info { json, all: true } => {
+            let list = Gpu::adapters(&options)?;
+            if json {
+                let v = serde_json::to_string(&list).map_err(|e| enma::Error::invalid("info", e.to_string()))?;
+                println!("{v}");
+            } else {
+                if list.is_empty() {
+                    println!("no adapters found (install a GPU driver, or mesa-vulkan-drivers for software Vulkan)");
+                }
+                for a in &list {
+                    let mark = if a.chosen {
+                        "*"
+                    } else if a.usable {
+                        " "
+                    } else {
+                        "-"
+                    };
+                    let why = a.reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
+                    println!("{mark} {} [{}, {}, {}]{why}", a.name, a.backend, a.device_type, a.driver);
+                }
+                println!("* = chosen, - = not usable");
+            }
+        }
+        Command::Info { json, all: false } => {
             let gpu = Gpu::new(options)?;
             let a = gpu.adapter();
             if json {

@@ -219,50 +219,101 @@ fn feature_names(f: wgpu::Features) -> Vec<String> {
     v
 }
 
+/// One adapter as seen by [`Gpu::adapters`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    /// Whether enma can run on it.
+    pub usable: bool,
+    /// Why not, when it cannot.
+    pub reason: Option<String>,
+    /// Whether `Gpu::new` with the same options picks it.
+    pub chosen: bool,
+}
+
+/// Every adapter of the selected backends, best first, with the reason it cannot be used.
+fn survey(options: &GpuOptions) -> Result<(wgpu::Backends, Vec<(wgpu::Adapter, Option<String>)>)> {
+    let env_backend = std::env::var("WGPU_BACKEND").ok().filter(|s| !s.trim().is_empty());
+    let backends = match env_backend.as_deref().or(options.backends.as_deref()) {
+        Some(s) => parse_backends(s)?,
+        None => wgpu::Backends::all(),
+    };
+    let name_filter = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .or(options.adapter_name.clone())
+        .map(|s| s.to_ascii_lowercase());
+
+    let mut inst_desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    inst_desc.backends = backends;
+    inst_desc.flags = wgpu::InstanceFlags::empty().with_env();
+    let instance = wgpu::Instance::new(inst_desc);
+    let mut adapters: Vec<(wgpu::Adapter, Option<String>)> = pollster::block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .map(|a| {
+            let info = a.get_info();
+            let reason = match &name_filter {
+                Some(f) if !info.name.to_ascii_lowercase().contains(f) => Some(format!("name does not match `{f}`")),
+                _ => {
+                    let missing = missing_requirements(a.features(), &a.limits());
+                    (!missing.is_empty()).then(|| format!("lacks {}", missing.join(", ")))
+                }
+            };
+            (a, reason)
+        })
+        .collect();
+    adapters.sort_by_key(|(a, reason)| {
+        let i = a.get_info();
+        (reason.is_some(), type_rank(i.device_type), backend_rank(i.backend))
+    });
+    Ok((backends, adapters))
+}
+
 impl Gpu {
+    /// Every adapter enma sees with `options`, best first, and whether it can use it.
+    pub fn adapters(options: &GpuOptions) -> Result<Vec<AdapterSummary>> {
+        let (_, surveyed) = survey(options)?;
+        let mut chosen_done = false;
+        Ok(surveyed
+            .into_iter()
+            .map(|(a, reason)| {
+                let i = a.get_info();
+                let chosen = reason.is_none() && !chosen_done;
+                chosen_done |= chosen;
+                AdapterSummary {
+                    name: i.name,
+                    backend: format!("{:?}", i.backend),
+                    device_type: format!("{:?}", i.device_type),
+                    driver: i.driver,
+                    usable: reason.is_none(),
+                    reason,
+                    chosen,
+                }
+            })
+            .collect())
+    }
+
     /// Picks the best adapter (discrete > integrated > virtual > CPU; native backends before GL),
     /// honouring `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, and creates a device with the adapter's
     /// real limits and the optional features enma can use.
     pub fn new(options: GpuOptions) -> Result<Gpu> {
-        let env_backend = std::env::var("WGPU_BACKEND").ok().filter(|s| !s.trim().is_empty());
-        let backends = match env_backend.as_deref().or(options.backends.as_deref()) {
-            Some(s) => parse_backends(s)?,
-            None => wgpu::Backends::all(),
-        };
-        let name_filter = std::env::var("WGPU_ADAPTER_NAME")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .or(options.adapter_name.clone())
-            .map(|s| s.to_ascii_lowercase());
-
-        let mut inst_desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        inst_desc.backends = backends;
-        inst_desc.flags = wgpu::InstanceFlags::empty().with_env();
-        let instance = wgpu::Instance::new(inst_desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-
+        let (backends, surveyed) = survey(&options)?;
         let mut rejected = Vec::new();
-        let mut candidates = Vec::new();
-        for a in adapters {
-            let info = a.get_info();
-            if let Some(f) = &name_filter {
-                if !info.name.to_ascii_lowercase().contains(f) {
-                    rejected.push(format!("{} ({:?}): name does not match `{f}`", info.name, info.backend));
-                    continue;
+        let mut adapter = None;
+        for (a, reason) in surveyed {
+            match reason {
+                Some(r) => {
+                    let i = a.get_info();
+                    rejected.push(format!("{} ({:?}): {r}", i.name, i.backend));
                 }
+                None if adapter.is_none() => adapter = Some(a),
+                None => {}
             }
-            let missing = missing_requirements(a.features(), &a.limits());
-            if !missing.is_empty() {
-                rejected.push(format!("{} ({:?}): lacks {}", info.name, info.backend, missing.join(", ")));
-                continue;
-            }
-            candidates.push(a);
         }
-        candidates.sort_by_key(|a| {
-            let i = a.get_info();
-            (type_rank(i.device_type), backend_rank(i.backend))
-        });
-        let Some(adapter) = candidates.into_iter().next() else {
+        let Some(adapter) = adapter else {
             let detail = if rejected.is_empty() {
                 format!(" for backends {backends:?}")
             } else {
