@@ -83,3 +83,21 @@ fn an_unknown_backend_name_is_an_error() {
         assert!(msg.contains("no GPU adapter") && msg.contains("mesa-vulkan-drivers"), "{msg}");
     }
 }
+
+#[test]
+fn a_lost_host_device_is_an_error_not_a_panic() {
+    // wgpu's default uncaptured-error handler panics; enma must catch errors on a host's device.
+    let (device, queue) =
+        host_device(enma::gpu::required_features(), enma::gpu::required_limits()).expect("host device");
+    let g = Gpu::from_device(device.clone(), queue).unwrap();
+    let a = Tensor::from_slice(&g, &[1.0; 16], &[16]).unwrap();
+    ops::scale(&a, 2.0).unwrap().to_vec().unwrap(); // the pipeline is cached now
+    device.destroy();
+    let r = ops::scale(&a, 2.0).and_then(|b| b.to_vec());
+    assert!(r.is_err());
+    assert!(
+        ops::unary(&a, ops::UnaryOp::Exp).is_err()
+            || ops::unary(&a, ops::UnaryOp::Exp).and_then(|b| b.to_vec()).is_err()
+    );
+    assert!(Tensor::from_slice(&g, &[1.0; 4], &[4]).and_then(|t| t.to_vec()).is_err());
+}

@@ -367,12 +367,16 @@ impl Gpu {
         let features = device.features();
         let limits = device.limits();
         let lost = Arc::new(Mutex::new(None));
-        let lost_cb = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            if let Ok(mut l) = lost_cb.lock() {
-                *l = Some(format!("{reason:?}: {msg}"));
-            }
-        });
+        if owned {
+            // A borrowed device keeps the host's own lost callback; there a loss surfaces as the
+            // `Error::Gpu` of the next operation wgpu rejects.
+            let lost_cb = lost.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                if let Ok(mut l) = lost_cb.lock() {
+                    *l = Some(format!("{reason:?}: {msg}"));
+                }
+            });
+        }
         let desc = AdapterDesc {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
@@ -488,6 +492,13 @@ impl Gpu {
             return Err(Error::Gpu { context: context.to_string(), message: msgs.join("\n") });
         }
         Ok(out)
+    }
+
+    /// `scoped` on a borrowed device, whose uncaptured-error handler belongs to the host (and
+    /// wgpu's default one panics); on an owned device errors reach enma's own handler and the
+    /// next `check_health` reports them, so the hot path skips the scopes.
+    pub(crate) fn guarded<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        if self.inner.desc.owned { Ok(f()) } else { self.scoped(context, f) }
     }
 
     /// Serial of the newest submission the GPU has finished.

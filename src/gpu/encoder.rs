@@ -122,11 +122,13 @@ impl Gpu {
                 }),
             })
             .collect();
-        let bind_group = self.inner.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
+        let bind_group = self.guarded(&format!("binding the tensors of {}", pipeline.label), || {
+            self.inner.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        })?;
         let mut st = self.state()?;
         let serial = st.rec.serial;
         {
@@ -212,12 +214,14 @@ impl Gpu {
         let serial = st.rec.serial;
         let queue = &self.inner.queue;
         let whole = bytes.len() / 4 * 4;
-        queue.write_buffer(storage.buffer(), 0, &bytes[..whole]);
-        if whole < bytes.len() {
-            let mut tail = [0u8; 4];
-            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-            queue.write_buffer(storage.buffer(), whole as u64, &tail);
-        }
+        self.guarded("uploading a tensor", || {
+            queue.write_buffer(storage.buffer(), 0, &bytes[..whole]);
+            if whole < bytes.len() {
+                let mut tail = [0u8; 4];
+                tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+                queue.write_buffer(storage.buffer(), whole as u64, &tail);
+            }
+        })?;
         storage.mark_used(serial);
         // Keep the data out of the staging area of later writes: it belongs to this serial.
         if !st.rec.has_work() {
@@ -243,15 +247,15 @@ impl Gpu {
             (staging, class)
         };
         let (tx, rx) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-            let _ = tx.send(r);
-        });
+        self.guarded("mapping a readback buffer", || {
+            staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+                let _ = tx.send(r);
+            })
+        })?;
         self.wait_idle()?;
-        let mapped = rx
-            .recv()
+        rx.recv()
             .map_err(|_| Error::Readback("the map callback never ran".into()))?
             .map_err(|e| Error::Readback(e.to_string()))?;
-        let _ = mapped;
         let out = {
             let view = staging.get_mapped_range(0..bytes).map_err(|e| Error::Readback(e.to_string()))?;
             view.to_vec()

@@ -114,8 +114,8 @@ impl Gpu {
         }
         let module = &cache.modules[shader.name];
         let label = format!("{}::{}{:?}", shader.name, entry, overrides);
-        let pipeline = self.scoped(&format!("creating pipeline {label}"), || {
-            self.inner.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let (pipeline, layout) = self.scoped(&format!("creating pipeline {label}"), || {
+            let pipeline = self.inner.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
                 layout: None,
                 module,
@@ -127,9 +127,10 @@ impl Gpu {
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
-            })
+            });
+            let layout = pipeline.get_bind_group_layout(0);
+            (pipeline, layout)
         })?;
-        let layout = pipeline.get_bind_group_layout(0);
         let p = Arc::new(Pipeline { pipeline, layout, label });
         cache.pipelines.insert(key, p.clone());
         Ok(p)

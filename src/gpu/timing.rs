@@ -46,23 +46,25 @@ impl Gpu {
             return Ok((out, t0.elapsed(), TimingMethod::WallClock));
         }
         let device = &self.inner.device;
-        let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("enma timing"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
-        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("enma timing resolve"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("enma timing readback"),
-            size: 16,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let (queries, resolve, readback) = self.guarded("creating timestamp queries", || {
+            let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("enma timing"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
+            let buffer = |label, usage| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: 16,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            };
+            let resolve =
+                buffer("enma timing resolve", wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+            let readback = buffer("enma timing readback", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+            (queries, resolve, readback)
+        })?;
         let mark = |index: u32| -> Result<()> {
             let mut st = self.state()?;
             let enc = st.rec.encoder(device);
@@ -88,9 +90,11 @@ impl Gpu {
             self.submit_locked(&mut st)?;
         }
         let (tx, rx) = mpsc::channel();
-        readback.map_async(wgpu::MapMode::Read, 0..16, move |r| {
-            let _ = tx.send(r);
-        });
+        self.guarded("mapping timestamps", || {
+            readback.map_async(wgpu::MapMode::Read, 0..16, move |r| {
+                let _ = tx.send(r);
+            })
+        })?;
         self.wait_idle()?;
         rx.recv()
             .map_err(|_| Error::Readback("timestamp map callback never ran".into()))?
