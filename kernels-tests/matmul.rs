@@ -37,6 +37,7 @@ fn cpu_matmul(
     c
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(
     g: &enma::Gpu,
     batch: usize,

@@ -10,6 +10,9 @@ enma_install_system_packages
 if cargo fmt --version >/dev/null 2>&1; then
     cargo fmt --check
 fi
+if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --release --all-targets --quiet -- -D warnings
+fi
 # Benches and examples must keep compiling; `cargo test` does not build benches.
 cargo build --release --benches --examples
 ./target/release/enma info

@@ -86,7 +86,7 @@ impl LimitsDesc {
     fn from_wgpu(l: &wgpu::Limits) -> Self {
         LimitsDesc {
             max_buffer_size: l.max_buffer_size,
-            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
             max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
             max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
@@ -234,8 +234,11 @@ pub struct AdapterSummary {
     pub chosen: bool,
 }
 
+/// Adapters with the reason enma cannot use each (`None` = usable).
+type Survey = Vec<(wgpu::Adapter, Option<String>)>;
+
 /// Every adapter of the selected backends, best first, with the reason it cannot be used.
-fn survey(options: &GpuOptions) -> Result<(wgpu::Backends, Vec<(wgpu::Adapter, Option<String>)>)> {
+fn survey(options: &GpuOptions) -> Result<(wgpu::Backends, Survey)> {
     let env_backend = std::env::var("WGPU_BACKEND").ok().filter(|s| !s.trim().is_empty());
     let backends = match env_backend.as_deref().or(options.backends.as_deref()) {
         Some(s) => parse_backends(s)?,
@@ -251,7 +254,7 @@ fn survey(options: &GpuOptions) -> Result<(wgpu::Backends, Vec<(wgpu::Adapter, O
     inst_desc.backends = backends;
     inst_desc.flags = wgpu::InstanceFlags::empty().with_env();
     let instance = wgpu::Instance::new(inst_desc);
-    let mut adapters: Vec<(wgpu::Adapter, Option<String>)> = pollster::block_on(instance.enumerate_adapters(backends))
+    let mut adapters: Survey = pollster::block_on(instance.enumerate_adapters(backends))
         .into_iter()
         .map(|a| {
             let info = a.get_info();

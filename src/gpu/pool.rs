@@ -75,7 +75,7 @@ fn size_classes(max: u64) -> Vec<u64> {
 impl Pool {
     pub(crate) fn new(limits: &wgpu::Limits) -> Pool {
         // A tensor must be bindable as one storage binding.
-        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let max_binding = max_binding / 16 * 16;
         let classes = size_classes(max_binding);
         let n = classes.len();

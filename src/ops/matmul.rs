@@ -74,7 +74,7 @@ impl MatmulKernel {
     /// applies, the workgroup-memory kernel for large products on GPUs, the register-blocked
     /// kernel otherwise.
     pub fn auto(gpu: &Gpu, m: usize, n: usize, k: usize) -> MatmulKernel {
-        if gpu.subgroup_size() == Some(8) && n % 4 == 0 && k % 4 == 0 {
+        if gpu.subgroup_size() == Some(8) && n.is_multiple_of(4) && k.is_multiple_of(4) {
             MatmulKernel::Subgroup8 { cn: 2 }
         } else if !gpu.is_cpu() && m >= 128 && n >= 128 && k >= 32 {
             MatmulKernel::Shared
