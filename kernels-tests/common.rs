@@ -35,3 +35,65 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         assert!(ok, "{what}: element {i}: got {g}, want {w} (atol {atol}, rtol {rtol})");
     }
 }
+
+/// Checks an op's forward against `cpu_f` and its backward against central finite differences of
+/// `cpu_f` in f64. The scalar loss is Σ w·f(x) with fixed random weights w, so every output
+/// element's gradient path is exercised. `gpu_f` builds the op on leaf variables.
+#[track_caller]
+pub fn check_grads(
+    name: &str,
+    g: &enma::Gpu,
+    inputs: &[(Vec<f32>, Vec<usize>)],
+    gpu_f: impl Fn(&[enma::Var]) -> enma::Result<enma::Var>,
+    cpu_f: impl Fn(&[Vec<f64>]) -> Vec<f64>,
+    tol: f64,
+) {
+    use enma::{Tape, Tensor};
+    let tape = Tape::new(g);
+    let vars: Vec<enma::Var> =
+        inputs.iter().map(|(d, s)| tape.leaf(Tensor::from_slice(g, d, s).expect("upload"))).collect();
+    let out = gpu_f(&vars).unwrap_or_else(|e| panic!("{name}: forward failed: {e}"));
+    let x64: Vec<Vec<f64>> = inputs.iter().map(|(d, _)| d.iter().map(|&v| v as f64).collect()).collect();
+    let want = cpu_f(&x64);
+    let got = out.to_vec().unwrap();
+    assert_eq!(got.len(), want.len(), "{name}: output sizes differ");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (&g32, &w64)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g32 as f64 - w64).abs() <= 1e-5 * scale + 1e-4 * w64.abs(),
+            "{name}: forward element {i}: got {g32}, want {w64}"
+        );
+    }
+    let w = rand_vec(got.len(), 4242, -1.0, 1.0);
+    let wv = tape.constant(Tensor::from_slice(g, &w, out.shape()).unwrap());
+    let loss = out.mul(&wv).and_then(|v| v.sum_all()).unwrap();
+    let grads = loss.backward().unwrap_or_else(|e| panic!("{name}: backward failed: {e}"));
+    let loss_of = |x: &[Vec<f64>]| -> f64 { cpu_f(x).iter().zip(&w).map(|(a, b)| a * *b as f64).sum() };
+    for (k, input) in x64.iter().enumerate() {
+        let analytic = match grads.of(&vars[k]) {
+            Some(t) => t.to_vec().unwrap(),
+            None => vec![0.0; input.len()],
+        };
+        assert_eq!(analytic.len(), input.len(), "{name}: gradient {k} has the wrong size");
+        let mut x = x64.clone();
+        let mut fd = Vec::with_capacity(input.len());
+        for i in 0..input.len() {
+            let h = 1e-6 * input[i].abs().max(1.0);
+            let orig = x[k][i];
+            x[k][i] = orig + h;
+            let lp = loss_of(&x);
+            x[k][i] = orig - h;
+            let lm = loss_of(&x);
+            x[k][i] = orig;
+            fd.push((lp - lm) / (2.0 * h));
+        }
+        let gscale = fd.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for i in 0..input.len() {
+            let (a, f) = (analytic[i] as f64, fd[i]);
+            assert!(
+                (a - f).abs() <= tol * gscale + tol * f.abs(),
+                "{name}: d/d input{k}[{i}]: backward {a}, finite difference {f} (tolerance {tol} relative to {gscale})"
+            );
+        }
+    }
+}

@@ -3,13 +3,17 @@
 
 mod common;
 
+mod backward;
 mod binary;
 mod errors;
 mod fill;
 mod matmul;
+mod optim;
 mod pool;
+mod random;
 mod reduce;
 mod runtime;
 mod shaders;
+mod tape;
 mod tensor;
 mod unary;

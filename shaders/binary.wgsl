@@ -2,6 +2,7 @@
 // `enma::ops::BinaryOp` (src/ops/binary.rs).
 
 override OP: u32 = 0u;
+override SIDE: u32 = 0u;   // binary_grad: 0 = gradient for a, 1 = for b
 
 struct Params {
     n: u32,                       // output elements (or vec4s for `binary_vec4`)
@@ -20,6 +21,7 @@ var<immediate> p: Params;
 @group(0) @binding(3) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> dy: array<f32>;
 
 fn op(u: f32, v: f32) -> f32 {
     switch OP {
@@ -61,13 +63,8 @@ fn binary_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
-@compute @workgroup_size(256)
-fn binary_bcast(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) li: u32) {
-    let i = linear_id(wg, nwg, li);
-    if (i >= p.n) {
-        return;
-    }
+// Offsets of a and b for output element i (broadcast strides).
+fn offsets(i: u32) -> vec2<u32> {
     var rem = i;
     var ia = 0u;
     var ib = 0u;
@@ -79,5 +76,53 @@ fn binary_bcast(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         ia += coord * p.sa[du / 4u][du % 4u];
         ib += coord * p.sb[du / 4u][du % 4u];
     }
-    y[i] = op(a[ia], b[ib]);
+    return vec2<u32>(ia, ib);
+}
+
+// ∂op(u, v)/∂u (SIDE 0) or ∂/∂v (SIDE 1). Ties of max/min go to a.
+fn partial(u: f32, v: f32) -> f32 {
+    if (SIDE == 0u) {
+        switch OP {
+            case 0u, 1u: { return 1.0; }
+            case 2u: { return v; }
+            case 3u: { return 1.0 / v; }
+            case 4u: { return select(0.0, 1.0, u >= v); }
+            case 5u: { return select(0.0, 1.0, u <= v); }
+            case 6u: { return v * pow(u, v - 1.0); }
+            default: { return 0.0; }
+        }
+    }
+    switch OP {
+        case 0u: { return 1.0; }
+        case 1u: { return -1.0; }
+        case 2u: { return u; }
+        case 3u: { return -u / (v * v); }
+        case 4u: { return select(1.0, 0.0, u >= v); }
+        case 5u: { return select(1.0, 0.0, u <= v); }
+        case 6u: { return pow(u, v) * log(u); }
+        default: { return 0.0; }
+    }
+}
+
+// y = dy · ∂op/∂(side), in the output's (broadcast) shape; the host sums it down to the side's shape.
+@compute @workgroup_size(256)
+fn binary_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let i = linear_id(wg, nwg, li);
+    if (i >= p.n) {
+        return;
+    }
+    let o = offsets(i);
+    y[i] = dy[i] * partial(a[o.x], b[o.y]);
+}
+
+@compute @workgroup_size(256)
+fn binary_bcast(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+    let i = linear_id(wg, nwg, li);
+    if (i >= p.n) {
+        return;
+    }
+    let o = offsets(i);
+    y[i] = op(a[o.x], b[o.y]);
 }

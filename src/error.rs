@@ -61,6 +61,12 @@ pub enum Error {
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
 
+    /// A loss, gradient norm or value that is NaN or infinite.
+    #[error(
+        "{what} is {value} at step {step}.\n  To fix: lower the learning rate, enable gradient clipping, or check the data for NaN/Inf"
+    )]
+    NonFinite { what: String, value: f32, step: u64 },
+
     /// File system errors, with the path.
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },

@@ -19,10 +19,13 @@
 //! # }
 //! ```
 
+pub mod autodiff;
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod optim;
 
+pub use autodiff::{Gradients, Init, Param, ParamStore, Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{DType, Gpu, GpuOptions, PoolStats, RuntimeStats, Tensor, TimingMethod};
 /// The wgpu version enma is built on, for hosts that share their device.

@@ -117,8 +117,8 @@ impl Gpu {
                 binding: *b,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: t.storage.buffer(),
-                    offset: 0,
-                    size: wgpu::BufferSize::new(t.storage.binding_size()),
+                    offset: t.offset,
+                    size: wgpu::BufferSize::new(t.binding_size()),
                 }),
             })
             .collect();
@@ -203,8 +203,8 @@ impl Gpu {
         self.state().map(|s| s.rec.stats).unwrap_or_default()
     }
 
-    /// Uploads `bytes` to the start of `storage`, after any recorded work that uses it.
-    pub(crate) fn write_storage(&self, storage: &Storage, bytes: &[u8]) -> Result<()> {
+    /// Uploads `bytes` at byte `offset` of `storage`, after any recorded work that uses it.
+    pub(crate) fn write_storage(&self, storage: &Storage, offset: u64, bytes: &[u8]) -> Result<()> {
         self.check_health()?;
         let mut st = self.state()?;
         // `write_buffer` runs before the next submission's commands: submit pending uses first.
@@ -215,11 +215,11 @@ impl Gpu {
         let queue = &self.inner.queue;
         let whole = bytes.len() / 4 * 4;
         self.guarded("uploading a tensor", || {
-            queue.write_buffer(storage.buffer(), 0, &bytes[..whole]);
+            queue.write_buffer(storage.buffer(), offset, &bytes[..whole]);
             if whole < bytes.len() {
                 let mut tail = [0u8; 4];
                 tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-                queue.write_buffer(storage.buffer(), whole as u64, &tail);
+                queue.write_buffer(storage.buffer(), offset + whole as u64, &tail);
             }
         })?;
         storage.mark_used(serial);
@@ -230,10 +230,11 @@ impl Gpu {
         Ok(())
     }
 
-    /// Downloads the used bytes of `storage` (rounded up to 4). Waits for pending work.
-    pub(crate) fn read_storage(&self, storage: &Storage) -> Result<Vec<u8>> {
+    /// Downloads `len` bytes (rounded up to 4) at byte `offset` of `storage`. Waits for
+    /// pending work.
+    pub(crate) fn read_storage(&self, storage: &Storage, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.check_health()?;
-        let bytes = storage.bytes.div_ceil(4) * 4;
+        let bytes = len.div_ceil(4) * 4;
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -241,7 +242,7 @@ impl Gpu {
             let mut st = self.state()?;
             let (staging, class) = st.pool.acquire_staging(&self.inner.device, bytes);
             let serial = st.rec.serial;
-            st.rec.encoder(&self.inner.device).copy_buffer_to_buffer(storage.buffer(), 0, &staging, 0, bytes);
+            st.rec.encoder(&self.inner.device).copy_buffer_to_buffer(storage.buffer(), offset, &staging, 0, bytes);
             storage.mark_used(serial);
             self.submit_locked(&mut st)?;
             (staging, class)

@@ -34,9 +34,14 @@ pub const BINARY: Shader = shader!("binary");
 pub const REDUCE: Shader = shader!("reduce");
 pub const MATMUL: Shader = shader!("matmul");
 pub const MATMUL_SUBGROUP: Shader = shader!("matmul_subgroup");
+pub const RANDOM: Shader = shader!("random");
+pub const LAYOUT: Shader = shader!("layout");
+pub const ADAMW: Shader = shader!("adamw");
+pub const CLIP: Shader = shader!("clip");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
-pub const ALL_SHADERS: &[Shader] = &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL, MATMUL_SUBGROUP];
+pub const ALL_SHADERS: &[Shader] =
+    &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL, MATMUL_SUBGROUP, RANDOM, LAYOUT, ADAMW, CLIP];
 
 /// The naga capabilities a device with `features` offers.
 pub fn capabilities_for(features: wgpu::Features) -> naga::valid::Capabilities {

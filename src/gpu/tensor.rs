@@ -49,8 +49,6 @@ impl std::fmt::Display for DType {
 pub(crate) struct Storage {
     pub(crate) gpu: Gpu,
     pub(crate) buf: Option<PooledBuffer>,
-    /// Bytes in use (the buffer may be larger: it is a size class).
-    pub(crate) bytes: u64,
     /// Serial of the last submission that reads or writes this storage.
     pub(crate) last_use: AtomicU64,
 }
@@ -65,10 +63,8 @@ impl Storage {
         self.last_use.fetch_max(serial, Ordering::AcqRel);
     }
 
-    /// Size to bind: the used bytes rounded up to 16 (kernels may read vec4), within the buffer.
-    pub(crate) fn binding_size(&self) -> u64 {
-        let cap = self.buf.as_ref().map(|b| b.size).unwrap_or(0);
-        self.bytes.max(16).div_ceil(16).saturating_mul(16).min(cap)
+    fn capacity(&self) -> u64 {
+        self.buf.as_ref().map(|b| b.size).unwrap_or(0)
     }
 }
 
@@ -87,6 +83,8 @@ impl Drop for Storage {
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) storage: Arc<Storage>,
+    /// Byte offset into the storage (a multiple of the device's storage offset alignment).
+    pub(crate) offset: u64,
     shape: Vec<usize>,
     dtype: DType,
 }
@@ -119,7 +117,8 @@ impl Tensor {
         let what = format!("a {dtype} tensor of shape {shape:?}");
         let buf = gpu.acquire_buffer(bytes, &what)?;
         Ok(Tensor {
-            storage: Arc::new(Storage { gpu: gpu.clone(), buf: Some(buf), bytes, last_use: AtomicU64::new(0) }),
+            storage: Arc::new(Storage { gpu: gpu.clone(), buf: Some(buf), last_use: AtomicU64::new(0) }),
+            offset: 0,
             shape: shape.to_vec(),
             dtype,
         })
@@ -193,12 +192,12 @@ impl Tensor {
     }
 
     fn write_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.storage.gpu.write_storage(&self.storage, bytes)
+        self.storage.gpu.write_storage(&self.storage, self.offset, bytes)
     }
 
     /// Downloads the tensor as f32 values (f16 is widened). Waits for pending work.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let bytes = self.storage.gpu.read_storage(&self.storage)?;
+        let bytes = self.storage.gpu.read_storage(&self.storage, self.offset, self.bytes())?;
         match self.dtype {
             DType::F32 => Ok(bytemuck::pod_collect_to_vec(&bytes[..self.numel() * 4])),
             DType::F16 => {
@@ -214,7 +213,7 @@ impl Tensor {
         if self.dtype != DType::U32 {
             return Err(self.dtype_error("Tensor::to_vec_u32", "the tensor is not u32"));
         }
-        let bytes = self.storage.gpu.read_storage(&self.storage)?;
+        let bytes = self.storage.gpu.read_storage(&self.storage, self.offset, self.bytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes[..self.numel() * 4]))
     }
 
@@ -223,7 +222,30 @@ impl Tensor {
         if numel_of(shape) != self.numel() {
             return Err(Error::shape("reshape", &self.shape, shape, "element counts differ"));
         }
-        Ok(Tensor { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype })
+        Ok(Tensor { storage: self.storage.clone(), offset: self.offset, shape: shape.to_vec(), dtype: self.dtype })
+    }
+
+    /// A tensor of `shape` over the same storage, starting `elem_offset` elements after this
+    /// one's start. The byte offset must meet the device's storage-offset alignment.
+    pub(crate) fn view(&self, elem_offset: usize, shape: &[usize]) -> Result<Tensor> {
+        let offset = self.offset + (elem_offset * self.dtype.size()) as u64;
+        let align = self.storage.gpu.inner.limits.min_storage_buffer_offset_alignment as u64;
+        let end = offset + checked_bytes(shape, self.dtype, "view")?;
+        if offset % align != 0 || end > self.storage.capacity() {
+            return Err(Error::invalid(
+                "view",
+                format!(
+                    "a view at byte {offset} of shape {shape:?} is misaligned (alignment {align}) or out of bounds"
+                ),
+            ));
+        }
+        Ok(Tensor { storage: self.storage.clone(), offset, shape: shape.to_vec(), dtype: self.dtype })
+    }
+
+    /// Bytes to bind: the data rounded up to 16 (kernels may read vec4), within the buffer.
+    pub(crate) fn binding_size(&self) -> u64 {
+        let room = self.storage.capacity() - self.offset;
+        self.bytes().max(16).div_ceil(16).saturating_mul(16).min(room)
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -244,14 +266,14 @@ impl Tensor {
 
     /// Bytes of data (not counting the pool's rounding).
     pub fn bytes(&self) -> u64 {
-        self.storage.bytes
+        (self.numel() * self.dtype.size()) as u64
     }
 
     pub fn gpu(&self) -> &Gpu {
         &self.storage.gpu
     }
 
-    /// Whether two tensors share storage.
+    /// Whether two tensors share storage (views of one buffer included).
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
     }

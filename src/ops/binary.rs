@@ -1,6 +1,7 @@
 //! Element-wise binary ops with NumPy broadcasting (`shaders/binary.wgsl`).
 
 use super::{Imm, check_u32_len, launch};
+use crate::autodiff::Var;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::BINARY;
 use crate::gpu::{DType, Tensor};
@@ -87,16 +88,74 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         launch(gpu, &BINARY, "binary_vec4", &ov, &[(3, a), (4, b), (5, &y)], &imm, gpu.grid_1d((n / 4) as u64, 256))?;
         return Ok(y);
     }
-    let sa = broadcast_strides(a.shape(), &out_shape);
-    let sb = broadcast_strides(b.shape(), &out_shape);
+    let imm = bcast_imm(a, b, &out_shape, n);
+    launch(gpu, &BINARY, "binary_bcast", &ov, &[(0, a), (1, b), (2, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
+    Ok(y)
+}
+
+/// Immediates of the broadcasting entries: n, rank, output shape, strides of a and b.
+fn bcast_imm(a: &Tensor, b: &Tensor, out_shape: &[usize], n: u32) -> Imm {
+    let sa = broadcast_strides(a.shape(), out_shape);
+    let sb = broadcast_strides(b.shape(), out_shape);
     let mut imm = Imm::default().u(n).u(out_shape.len() as u32).u(0).u(0);
     for arr in [&out_shape.iter().map(|&d| d as u32).collect::<Vec<_>>(), &sa, &sb] {
         for i in 0..MAX_RANK {
             imm = imm.u(arr.get(i).copied().unwrap_or(0));
         }
     }
-    launch(gpu, &BINARY, "binary_bcast", &ov, &[(0, a), (1, b), (2, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
-    Ok(y)
+    imm
+}
+
+/// The gradient of `op(a, b)` for one side (`0` = a, `1` = b), summed down to that side's shape.
+pub fn binary_backward(a: &Tensor, b: &Tensor, dy: &Tensor, op: BinaryOp, side: u32) -> Result<Tensor> {
+    let name = op.name();
+    let out_shape = broadcast_shape(name, a.shape(), b.shape())?;
+    if dy.shape() != out_shape.as_slice() {
+        return Err(Error::shape(name, dy.shape(), &out_shape, "gradient shape differs from the output"));
+    }
+    let gpu = a.gpu();
+    let g = Tensor::empty(gpu, &out_shape, DType::F32)?;
+    let n = check_u32_len(name, &g)?;
+    let ov = [("OP", op.code() as f64), ("SIDE", side as f64)];
+    let imm = bcast_imm(a, b, &out_shape, n);
+    launch(gpu, &BINARY, "binary_grad", &ov, &[(0, a), (1, b), (2, &g), (6, dy)], &imm, gpu.grid_1d(n as u64, 256))?;
+    super::sum_to_shape(&g, if side == 0 { a.shape() } else { b.shape() })
+}
+
+impl Var {
+    /// Differentiable [`binary`].
+    pub fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
+        let y = binary(self.tensor(), other.tensor(), op)?;
+        let (a, b) = (self.tensor().clone(), other.tensor().clone());
+        let (need_a, need_b) = (self.requires_grad(), other.requires_grad());
+        self.tape().record(y, &[self, other], move |g| {
+            let da = if need_a { Some(binary_backward(&a, &b, g, op, 0)?) } else { None };
+            let db = if need_b { Some(binary_backward(&a, &b, g, op, 1)?) } else { None };
+            Ok(vec![da, db])
+        })
+    }
+
+    pub fn add(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Add)
+    }
+    pub fn sub(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Sub)
+    }
+    pub fn mul(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Mul)
+    }
+    pub fn div(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Div)
+    }
+    pub fn maximum(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Max)
+    }
+    pub fn minimum(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Min)
+    }
+    pub fn pow(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Pow)
+    }
 }
 
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {

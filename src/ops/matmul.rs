@@ -8,6 +8,7 @@
 //! [`MatmulKernel::auto`] picks one per call.
 
 use super::{Imm, launch};
+use crate::autodiff::Var;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{MATMUL, MATMUL_SUBGROUP};
 use crate::gpu::{DType, Gpu, Tensor};
@@ -227,4 +228,61 @@ pub fn matmul_with(
         }
     }
     Ok(c)
+}
+
+/// Sums a batched gradient `[batch.., r, c]` down to an operand's own shape (shared operands
+/// have batch 1 or no batch dimensions).
+fn to_operand_shape(g: Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g);
+    }
+    let (r, c) = (g.shape()[g.rank() - 2], g.shape()[g.rank() - 1]);
+    let summed = super::sum(&g.reshape(&[g.numel() / (r * c), r, c])?, 0, false)?;
+    summed.reshape(shape)
+}
+
+impl Var {
+    /// Differentiable [`matmul`]: `op(self) · op(b) (+ bias)`.
+    pub fn matmul(&self, b: &Var, bias: Option<&Var>, trans_a: bool, trans_b: bool) -> Result<Var> {
+        let y = matmul(self.tensor(), b.tensor(), bias.map(|v| v.tensor()), trans_a, trans_b)?;
+        let (at, bt) = (self.tensor().clone(), b.tensor().clone());
+        let (need_a, need_b) = (self.requires_grad(), b.requires_grad());
+        let n = y.shape()[y.rank() - 1];
+        let mut inputs = vec![self, b];
+        if let Some(bias) = bias {
+            inputs.push(bias);
+        }
+        let need_bias = bias.is_some_and(|v| v.requires_grad());
+        self.tape().record(y, &inputs, move |g| {
+            // dA and dB for the four transpose cases: with C = op(A)·op(B), dop(A) = dC·op(B)ᵀ and
+            // dop(B) = op(A)ᵀ·dC, transposed back when the operand is stored transposed.
+            let da = if !need_a {
+                None
+            } else {
+                let d = match (trans_a, trans_b) {
+                    (false, false) => matmul(g, &bt, None, false, true)?,
+                    (false, true) => matmul(g, &bt, None, false, false)?,
+                    (true, false) => matmul(&bt, g, None, false, true)?,
+                    (true, true) => matmul(&bt, g, None, true, true)?,
+                };
+                Some(to_operand_shape(d, at.shape())?)
+            };
+            let db = if !need_b {
+                None
+            } else {
+                let d = match (trans_a, trans_b) {
+                    (false, false) => matmul(&at, g, None, true, false)?,
+                    (false, true) => matmul(g, &at, None, true, false)?,
+                    (true, false) => matmul(&at, g, None, false, false)?,
+                    (true, true) => matmul(g, &at, None, true, true)?,
+                };
+                Some(to_operand_shape(d, bt.shape())?)
+            };
+            let mut out = vec![da, db];
+            if need_bias {
+                out.push(Some(super::sum(&g.reshape(&[g.numel() / n, n])?, 0, false)?));
+            }
+            Ok(out)
+        })
+    }
 }

@@ -5,16 +5,19 @@
 pub mod binary;
 pub mod cast;
 pub mod fill;
+pub mod layout;
 pub mod matmul;
+pub mod random;
 pub mod reduce;
 pub mod unary;
 
-pub use binary::{BinaryOp, add, binary, broadcast_shape, div, maximum, minimum, mul, pow, sub};
+pub use binary::{BinaryOp, add, binary, binary_backward, broadcast_shape, div, maximum, minimum, mul, pow, sub};
 pub use cast::{to_f16, to_f32};
 pub use fill::{copy, copy_into, fill};
+pub use layout::{concat, expand, permute, slice, sum_to_shape, transpose};
 pub use matmul::{MatmulKernel, MatmulTiles, matmul, matmul_with};
 pub use reduce::{ReduceOp, max, mean, min, reduce, sum};
-pub use unary::{UnaryOp, affine, scale, unary};
+pub use unary::{UnaryOp, affine, scale, unary, unary_backward};
 
 use crate::error::Result;
 use crate::gpu::kernels::Shader;

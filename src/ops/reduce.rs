@@ -1,6 +1,7 @@
 //! Reductions along one axis (`shaders/reduce.wgsl`).
 
 use super::{Imm, launch};
+use crate::autodiff::Var;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::REDUCE;
 use crate::gpu::{DType, Tensor};
@@ -70,4 +71,43 @@ pub fn max(x: &Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
 }
 pub fn min(x: &Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
     reduce(x, axis, ReduceOp::Min, keepdim)
+}
+
+impl Var {
+    /// Differentiable sum or mean along `axis` (max and min are not differentiable here).
+    pub fn reduce(&self, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Var> {
+        if matches!(op, ReduceOp::Max | ReduceOp::Min) && self.requires_grad() {
+            return Err(Error::invalid("reduce", "max and min reductions have no backward; use them on constants"));
+        }
+        let y = reduce(self.tensor(), axis, op, keepdim)?;
+        let in_shape = self.shape().to_vec();
+        let rank = in_shape.len() as isize;
+        let ax = (if axis < 0 { axis + rank } else { axis }) as usize;
+        let len = in_shape[ax];
+        self.tape().record(y, &[self], move |g| {
+            let mut kept = in_shape.clone();
+            kept[ax] = 1;
+            let g = super::expand(&g.reshape(&kept)?, &in_shape)?;
+            let g = if op == ReduceOp::Mean { super::scale(&g, 1.0 / len as f32)? } else { g };
+            Ok(vec![Some(g)])
+        })
+    }
+
+    pub fn sum(&self, axis: isize, keepdim: bool) -> Result<Var> {
+        self.reduce(axis, ReduceOp::Sum, keepdim)
+    }
+
+    pub fn mean(&self, axis: isize, keepdim: bool) -> Result<Var> {
+        self.reduce(axis, ReduceOp::Mean, keepdim)
+    }
+
+    /// Sum of every element, as a tensor of shape `[1]`.
+    pub fn sum_all(&self) -> Result<Var> {
+        self.reshape(&[self.tensor().numel()])?.sum(0, true)
+    }
+
+    /// Mean of every element, as a tensor of shape `[1]`.
+    pub fn mean_all(&self) -> Result<Var> {
+        self.reshape(&[self.tensor().numel()])?.mean(0, true)
+    }
 }

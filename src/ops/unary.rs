@@ -1,6 +1,7 @@
 //! Element-wise unary ops (`shaders/unary.wgsl`).
 
 use super::{Imm, check_u32_len, launch};
+use crate::autodiff::Var;
 use crate::error::Result;
 use crate::gpu::kernels::UNARY;
 use crate::gpu::{DType, Tensor};
@@ -97,4 +98,77 @@ pub fn scale(x: &Tensor, s: f32) -> Result<Tensor> {
 /// `alpha * x + beta`.
 pub fn affine(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
     unary(x, UnaryOp::Affine { alpha, beta })
+}
+
+/// dx = dy · f'(x) for `op` (the backward kernel of [`unary`]).
+pub fn unary_backward(x: &Tensor, dy: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    if x.shape() != dy.shape() {
+        return Err(crate::Error::shape("unary_backward", x.shape(), dy.shape(), "gradient and input differ"));
+    }
+    let n = check_u32_len("unary_backward", x)?;
+    let gpu = x.gpu();
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let (code, alpha, beta) = op.code();
+    let imm = Imm::default().u(n).f(alpha).f(beta);
+    launch(
+        gpu,
+        &UNARY,
+        "unary_backward",
+        &[("OP", code as f64)],
+        &[(0, x), (4, dy), (5, &dx)],
+        &imm,
+        gpu.grid_1d(n as u64, 256),
+    )?;
+    Ok(dx)
+}
+
+impl Var {
+    /// Differentiable [`unary`].
+    pub fn unary(&self, op: UnaryOp) -> Result<Var> {
+        let y = unary(self.tensor(), op)?;
+        let x = self.tensor().clone();
+        self.tape().record(y, &[self], move |g| Ok(vec![Some(unary_backward(&x, g, op)?)]))
+    }
+
+    pub fn exp(&self) -> Result<Var> {
+        self.unary(UnaryOp::Exp)
+    }
+    pub fn log(&self) -> Result<Var> {
+        self.unary(UnaryOp::Log)
+    }
+    pub fn sqrt(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sqrt)
+    }
+    pub fn square(&self) -> Result<Var> {
+        self.unary(UnaryOp::Square)
+    }
+    pub fn sigmoid(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    pub fn tanh(&self) -> Result<Var> {
+        self.unary(UnaryOp::Tanh)
+    }
+    pub fn relu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Relu)
+    }
+    pub fn silu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Silu)
+    }
+    pub fn gelu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Gelu)
+    }
+    pub fn elu(&self, alpha: f32) -> Result<Var> {
+        self.unary(UnaryOp::Elu { alpha })
+    }
+    pub fn leaky_relu(&self, slope: f32) -> Result<Var> {
+        self.unary(UnaryOp::LeakyRelu { slope })
+    }
+    /// `s · x`.
+    pub fn scale(&self, s: f32) -> Result<Var> {
+        self.unary(UnaryOp::Affine { alpha: s, beta: 0.0 })
+    }
+    /// `alpha · x + beta`.
+    pub fn affine(&self, alpha: f32, beta: f32) -> Result<Var> {
+        self.unary(UnaryOp::Affine { alpha, beta })
+    }
 }

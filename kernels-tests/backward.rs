@@ -1,0 +1,326 @@
+//! Backward of the element-wise, reduction, layout and matmul ops against finite differences of
+//! f64 CPU references, for two shapes each (one not a multiple of any tile).
+
+use enma::ops::{BinaryOp, UnaryOp};
+
+use crate::common::{check_grads, gpu, rand_vec};
+
+fn unary_ref(op: UnaryOp, x: f64) -> f64 {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        UnaryOp::Recip => 1.0 / x,
+        UnaryOp::Square => x * x,
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Silu => x / (1.0 + (-x).exp()),
+        UnaryOp::Gelu => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Affine { alpha, beta } => alpha as f64 * x + beta as f64,
+        UnaryOp::LeakyRelu { slope } => {
+            if x >= 0.0 {
+                x
+            } else {
+                slope as f64 * x
+            }
+        }
+        UnaryOp::Elu { alpha } => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha as f64 * (x.exp() - 1.0)
+            }
+        }
+        UnaryOp::Clamp { min, max } => x.clamp(min as f64, max as f64),
+    }
+}
+
+#[test]
+fn unary_backward_matches_finite_differences() {
+    let g = gpu();
+    let ops = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Relu,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Affine { alpha: 1.5, beta: -0.5 },
+        UnaryOp::LeakyRelu { slope: 0.1 },
+        UnaryOp::Elu { alpha: 1.0 },
+        UnaryOp::Clamp { min: -0.5, max: 0.5 },
+    ];
+    for shape in [vec![4, 8], vec![3, 7, 5]] {
+        let n: usize = shape.iter().product();
+        for op in ops {
+            let positive = matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip);
+            let data = if positive { rand_vec(n, 3, 0.5, 3.0) } else { rand_vec(n, 4, -2.0, 2.0) };
+            check_grads(
+                &format!("{op:?} {shape:?}"),
+                &g,
+                &[(data, shape.clone())],
+                |v| v[0].unary(op),
+                |x| x[0].iter().map(|&v| unary_ref(op, v)).collect(),
+                2e-3,
+            );
+        }
+    }
+}
+
+#[test]
+fn binary_backward_with_broadcasting() {
+    let g = gpu();
+    let cases: [(Vec<usize>, Vec<usize>); 3] =
+        [(vec![4, 8], vec![4, 8]), (vec![3, 1, 5], vec![4, 1]), (vec![2, 3, 7], vec![7])];
+    for (sa, sb) in cases {
+        let out = enma::ops::broadcast_shape("t", &sa, &sb).unwrap();
+        for op in
+            [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min, BinaryOp::Pow]
+        {
+            let na: usize = sa.iter().product();
+            let nb: usize = sb.iter().product();
+            let (da, db) = (rand_vec(na, 5, 0.5, 2.0), rand_vec(nb, 6, 0.5, 2.0));
+            let (sa2, sb2, out2) = (sa.clone(), sb.clone(), out.clone());
+            check_grads(
+                &format!("{op:?} {sa:?} {sb:?}"),
+                &g,
+                &[(da, sa.clone()), (db, sb.clone())],
+                |v| v[0].binary(&v[1], op),
+                move |x| {
+                    let idx = |shape: &[usize], coord: &[usize]| {
+                        let off = out2.len() - shape.len();
+                        shape.iter().enumerate().fold(0, |i, (d, &s)| i * s + if s == 1 { 0 } else { coord[d + off] })
+                    };
+                    let n: usize = out2.iter().product();
+                    (0..n)
+                        .map(|lin| {
+                            let mut coord = vec![0; out2.len()];
+                            let mut r = lin;
+                            for d in (0..out2.len()).rev() {
+                                coord[d] = r % out2[d];
+                                r /= out2[d];
+                            }
+                            let (a, b) = (x[0][idx(&sa2, &coord)], x[1][idx(&sb2, &coord)]);
+                            match op {
+                                BinaryOp::Add => a + b,
+                                BinaryOp::Sub => a - b,
+                                BinaryOp::Mul => a * b,
+                                BinaryOp::Div => a / b,
+                                BinaryOp::Max => a.max(b),
+                                BinaryOp::Min => a.min(b),
+                                BinaryOp::Pow => a.powf(b),
+                            }
+                        })
+                        .collect()
+                },
+                2e-3,
+            );
+        }
+    }
+}
+
+#[test]
+fn sum_and_mean_backward() {
+    let g = gpu();
+    for (shape, axis) in [(vec![4, 8], 1usize), (vec![3, 70, 5], 1), (vec![3, 5, 7], 0)] {
+        let n: usize = shape.iter().product();
+        for mean in [false, true] {
+            let sh = shape.clone();
+            check_grads(
+                &format!("reduce mean={mean} {shape:?} axis {axis}"),
+                &g,
+                &[(rand_vec(n, 8, -1.0, 1.0), shape.clone())],
+                |v| if mean { v[0].mean(axis as isize, false) } else { v[0].sum(axis as isize, false) },
+                move |x| {
+                    let outer: usize = sh[..axis].iter().product();
+                    let len = sh[axis];
+                    let inner: usize = sh[axis + 1..].iter().product();
+                    let mut out = vec![0.0; outer * inner];
+                    for o in 0..outer {
+                        for k in 0..len {
+                            for i in 0..inner {
+                                out[o * inner + i] += x[0][(o * len + k) * inner + i];
+                            }
+                        }
+                    }
+                    if mean {
+                        out.iter_mut().for_each(|v| *v /= len as f64);
+                    }
+                    out
+                },
+                2e-3,
+            );
+        }
+    }
+}
+
+fn permute_ref(x: &[f64], shape: &[usize], perm: &[usize]) -> Vec<f64> {
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let mut strides = vec![1; shape.len()];
+    for i in (0..shape.len() - 1).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    let n: usize = shape.iter().product();
+    (0..n)
+        .map(|lin| {
+            let mut r = lin;
+            let mut src = 0;
+            for d in (0..out_shape.len()).rev() {
+                let c = r % out_shape[d];
+                r /= out_shape[d];
+                src += c * strides[perm[d]];
+            }
+            x[src]
+        })
+        .collect()
+}
+
+#[test]
+fn layout_ops_backward() {
+    let g = gpu();
+    let shape = vec![2, 3, 5];
+    let n = 30;
+    let sh = shape.clone();
+    check_grads(
+        "permute",
+        &g,
+        &[(rand_vec(n, 9, -1.0, 1.0), shape.clone())],
+        |v| v[0].permute(&[2, 0, 1]),
+        move |x| permute_ref(&x[0], &sh, &[2, 0, 1]),
+        2e-3,
+    );
+    let sh = shape.clone();
+    check_grads(
+        "transpose",
+        &g,
+        &[(rand_vec(n, 10, -1.0, 1.0), shape.clone())],
+        |v| v[0].transpose(1, 2),
+        move |x| permute_ref(&x[0], &sh, &[0, 2, 1]),
+        2e-3,
+    );
+    // slice along the middle axis: rows 1..3 of every [3, 5] block
+    check_grads(
+        "slice",
+        &g,
+        &[(rand_vec(n, 11, -1.0, 1.0), shape.clone())],
+        |v| v[0].slice(1, 1, 3),
+        |x| {
+            (0..2)
+                .flat_map(|a| (1..3).flat_map(move |b| (0..5).map(move |c| (a, b, c))))
+                .map(|(a, b, c)| x[0][a * 15 + b * 5 + c])
+                .collect()
+        },
+        2e-3,
+    );
+    // concat along the last axis of [2, 3] and [2, 4]
+    check_grads(
+        "concat",
+        &g,
+        &[(rand_vec(6, 12, -1.0, 1.0), vec![2, 3]), (rand_vec(8, 13, -1.0, 1.0), vec![2, 4])],
+        |v| enma::Var::concat(&[&v[0], &v[1]], 1),
+        |x| {
+            (0..2)
+                .flat_map(|r| (0..3).map(move |c| x[0][r * 3 + c]).chain((0..4).map(move |c| x[1][r * 4 + c])))
+                .collect()
+        },
+        2e-3,
+    );
+    // expand [3, 1] to [2, 3, 4]
+    check_grads(
+        "expand",
+        &g,
+        &[(rand_vec(3, 14, -1.0, 1.0), vec![3, 1])],
+        |v| v[0].expand(&[2, 3, 4]),
+        |x| (0..24).map(|i| x[0][(i / 4) % 3]).collect(),
+        2e-3,
+    );
+    check_grads(
+        "reshape",
+        &g,
+        &[(rand_vec(n, 15, -1.0, 1.0), shape.clone())],
+        |v| v[0].reshape(&[6, 5])?.square(),
+        |x| x[0].iter().map(|v| v * v).collect(),
+        2e-3,
+    );
+}
+
+#[test]
+fn matmul_backward_all_transposes_and_bias() {
+    let g = gpu();
+    for (batch, m, n, k) in [(1usize, 8usize, 8usize, 8usize), (2, 5, 7, 3)] {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let sa = if ta { vec![batch, k, m] } else { vec![batch, m, k] };
+                let sb = if tb { vec![batch, n, k] } else { vec![batch, k, n] };
+                check_grads(
+                    &format!("matmul b{batch} {m}x{n}x{k} ta={ta} tb={tb}"),
+                    &g,
+                    &[
+                        (rand_vec(batch * m * k, 16, -1.0, 1.0), sa),
+                        (rand_vec(batch * k * n, 17, -1.0, 1.0), sb),
+                        (rand_vec(n, 18, -1.0, 1.0), vec![n]),
+                    ],
+                    |v| v[0].matmul(&v[1], Some(&v[2]), ta, tb),
+                    move |x| {
+                        let mut c = vec![0.0; batch * m * n];
+                        for bi in 0..batch {
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let mut s = x[2][j];
+                                    for kk in 0..k {
+                                        let a = if ta {
+                                            x[0][bi * m * k + kk * m + i]
+                                        } else {
+                                            x[0][bi * m * k + i * k + kk]
+                                        };
+                                        let b = if tb {
+                                            x[1][bi * k * n + j * k + kk]
+                                        } else {
+                                            x[1][bi * k * n + kk * n + j]
+                                        };
+                                        s += a * b;
+                                    }
+                                    c[bi * m * n + i * n + j] = s;
+                                }
+                            }
+                        }
+                        c
+                    },
+                    2e-3,
+                );
+            }
+        }
+    }
+    // a shared weight: x [3, 4, 6] · w [6, 5]
+    check_grads(
+        "matmul shared b",
+        &g,
+        &[(rand_vec(72, 19, -1.0, 1.0), vec![3, 4, 6]), (rand_vec(30, 20, -1.0, 1.0), vec![6, 5])],
+        |v| v[0].matmul(&v[1], None, false, false),
+        |x| {
+            let mut c = vec![0.0; 60];
+            for r in 0..12 {
+                for j in 0..5 {
+                    c[r * 5 + j] = (0..6).map(|kk| x[0][r * 6 + kk] * x[1][kk * 5 + j]).sum();
+                }
+            }
+            c
+        },
+        2e-3,
+    );
+}
