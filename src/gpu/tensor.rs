@@ -231,7 +231,7 @@ impl Tensor {
         let offset = self.offset + (elem_offset * self.dtype.size()) as u64;
         let align = self.storage.gpu.inner.limits.min_storage_buffer_offset_alignment as u64;
         let end = offset + checked_bytes(shape, self.dtype, "view")?;
-        if offset % align != 0 || end > self.storage.capacity() {
+        if !offset.is_multiple_of(align) || end > self.storage.capacity() {
             return Err(Error::invalid(
                 "view",
                 format!(

@@ -19,6 +19,7 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 }
 
 /// Records `dst[dst_off + Σ c·ds] = src[src_off + Σ c·ss]` over `shape`.
+#[allow(clippy::too_many_arguments)]
 fn strided_copy(
     op: &str,
     src: &Tensor,
