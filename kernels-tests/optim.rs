@@ -56,10 +56,10 @@ fn adamw_matches_a_cpu_reference_with_decay_and_clipping() {
         // CPU reference
         let norm = gw.iter().chain(&gb).map(|v| v * v).sum::<f64>().sqrt();
         let scale = (0.5 / (norm + 1e-6)).min(1.0);
-        let t = step as i32;
+        let t = step;
         for (state, (grad, decay)) in cpu.iter_mut().zip([(&gw, true), (&gb, false)]) {
-            for i in 0..state.p.len() {
-                let gi = grad[i] * scale;
+            for (i, gr) in grad.iter().enumerate() {
+                let gi = gr * scale;
                 state.m[i] = 0.9 * state.m[i] + 0.1 * gi;
                 state.v[i] = 0.95 * state.v[i] + 0.05 * gi * gi;
                 let upd =
