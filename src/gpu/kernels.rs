@@ -38,10 +38,13 @@ pub const RANDOM: Shader = shader!("random");
 pub const LAYOUT: Shader = shader!("layout");
 pub const ADAMW: Shader = shader!("adamw");
 pub const CLIP: Shader = shader!("clip");
+pub const SOFTMAX: Shader = shader!("softmax");
+pub const NORM: Shader = shader!("norm");
+pub const SWIGLU: Shader = shader!("swiglu");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
 pub const ALL_SHADERS: &[Shader] =
-    &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL, MATMUL_SUBGROUP, RANDOM, LAYOUT, ADAMW, CLIP];
+    &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL, MATMUL_SUBGROUP, RANDOM, LAYOUT, ADAMW, CLIP, SOFTMAX, NORM, SWIGLU];
 
 /// The naga capabilities a device with `features` offers.
 pub fn capabilities_for(features: wgpu::Features) -> naga::valid::Capabilities {

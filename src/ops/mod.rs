@@ -7,8 +7,11 @@ pub mod cast;
 pub mod fill;
 pub mod layout;
 pub mod matmul;
+pub mod norm;
 pub mod random;
 pub mod reduce;
+pub mod softmax;
+pub mod swiglu;
 pub mod unary;
 
 pub use binary::{BinaryOp, add, binary, binary_backward, broadcast_shape, div, maximum, minimum, mul, pow, sub};
@@ -16,7 +19,10 @@ pub use cast::{to_f16, to_f32};
 pub use fill::{copy, copy_into, fill};
 pub use layout::{concat, expand, permute, slice, sum_to_shape, transpose};
 pub use matmul::{MatmulKernel, MatmulTiles, matmul, matmul_with};
+pub use norm::{NormKind, layer_norm, rms_norm};
 pub use reduce::{ReduceOp, max, mean, min, reduce, sum};
+pub use softmax::softmax;
+pub use swiglu::swiglu;
 pub use unary::{UnaryOp, affine, scale, unary, unary_backward};
 
 use crate::error::Result;

@@ -1,0 +1,66 @@
+//! Softmax over the last axis (`shaders/softmax.wgsl`), forward and backward.
+
+use super::{Imm, launch};
+use crate::autodiff::Var;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::SOFTMAX;
+use crate::gpu::{DType, Gpu, Tensor};
+
+/// (rows, len, entry suffix) for a tensor: one invocation per row on CPU adapters and for
+/// short rows, a workgroup per row otherwise.
+fn plan(op: &str, x: &Tensor) -> Result<(u32, u32, bool)> {
+    x.expect_dtype(op, DType::F32)?;
+    let len = *x.shape().last().ok_or_else(|| Error::invalid(op, "needs at least one axis"))?;
+    let rows = x.numel().checked_div(len).unwrap_or(0);
+    let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid(op, format!("shape {:?} is too large", x.shape())));
+    u(x.numel())?;
+    let group = use_group(x.gpu(), rows, len);
+    Ok((u(rows)?, u(len)?, group))
+}
+
+pub(crate) fn use_group(gpu: &Gpu, rows: usize, len: usize) -> bool {
+    if gpu.is_cpu() { rows < 64 && len >= 64 } else { len >= 128 || rows < 1024 }
+}
+
+fn grid(gpu: &Gpu, rows: u32, group: bool) -> [u32; 3] {
+    if group { gpu.grid_1d(rows as u64, 1) } else { gpu.grid_1d(rows as u64, 256) }
+}
+
+/// Softmax over the last axis.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    let (rows, len, group) = plan("softmax", x)?;
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    if len == 0 {
+        return Ok(y);
+    }
+    let entry = if group { "softmax_group" } else { "softmax_thread" };
+    launch(gpu, &SOFTMAX, entry, &[], &[(0, x), (1, &y)], &Imm::default().u(rows).u(len), grid(gpu, rows, group))?;
+    Ok(y)
+}
+
+/// dx = y ⊙ (dy − Σ dy ⊙ y) along the last axis, from the softmax output `y`.
+pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    if y.shape() != dy.shape() {
+        return Err(Error::shape("softmax_backward", y.shape(), dy.shape(), "gradient and output differ"));
+    }
+    let (rows, len, group) = plan("softmax_backward", y)?;
+    let gpu = y.gpu();
+    let dx = Tensor::empty(gpu, y.shape(), DType::F32)?;
+    if len == 0 {
+        return Ok(dx);
+    }
+    let entry = if group { "softmax_back_group" } else { "softmax_back_thread" };
+    let bindings = [(2, y), (3, dy), (4, &dx)];
+    launch(gpu, &SOFTMAX, entry, &[], &bindings, &Imm::default().u(rows).u(len), grid(gpu, rows, group))?;
+    Ok(dx)
+}
+
+impl Var {
+    /// Differentiable softmax over the last axis.
+    pub fn softmax(&self) -> Result<Var> {
+        let y = softmax(self.tensor())?;
+        let saved = y.clone();
+        self.tape().record(y, &[self], move |g| Ok(vec![Some(softmax_backward(&saved, g)?)]))
+    }
+}
