@@ -41,10 +41,28 @@ pub const CLIP: Shader = shader!("clip");
 pub const SOFTMAX: Shader = shader!("softmax");
 pub const NORM: Shader = shader!("norm");
 pub const SWIGLU: Shader = shader!("swiglu");
+pub const GATHER: Shader = shader!("gather");
+pub const POSENC: Shader = shader!("posenc");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
-pub const ALL_SHADERS: &[Shader] =
-    &[FILL, CAST, UNARY, BINARY, REDUCE, MATMUL, MATMUL_SUBGROUP, RANDOM, LAYOUT, ADAMW, CLIP, SOFTMAX, NORM, SWIGLU];
+pub const ALL_SHADERS: &[Shader] = &[
+    FILL,
+    CAST,
+    UNARY,
+    BINARY,
+    REDUCE,
+    MATMUL,
+    MATMUL_SUBGROUP,
+    RANDOM,
+    LAYOUT,
+    ADAMW,
+    CLIP,
+    SOFTMAX,
+    NORM,
+    SWIGLU,
+    GATHER,
+    POSENC,
+];
 
 /// The naga capabilities a device with `features` offers.
 pub fn capabilities_for(features: wgpu::Features) -> naga::valid::Capabilities {
