@@ -8,7 +8,7 @@ use crate::gpu::{DType, Gpu, Tensor};
 /// Encodings `[n, d]` of `n` positions with `dims` coordinates each (`positions` is `n·dims`
 /// values, row-major). `d` must be a multiple of `2·dims`.
 pub fn sinusoidal(gpu: &Gpu, positions: &[f32], dims: usize, d: usize) -> Result<Tensor> {
-    if dims == 0 || d % (2 * dims) != 0 || positions.len() % dims != 0 {
+    if dims == 0 || !d.is_multiple_of(2 * dims) || !positions.len().is_multiple_of(dims) {
         return Err(Error::invalid(
             "sinusoidal",
             format!(
