@@ -3,6 +3,7 @@
 
 mod common;
 
+mod attention;
 mod backward;
 mod binary;
 mod errors;
@@ -22,4 +23,5 @@ mod softmax;
 mod swiglu;
 mod tape;
 mod tensor;
+mod train;
 mod unary;

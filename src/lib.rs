@@ -22,6 +22,7 @@
 pub mod autodiff;
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 

@@ -1,0 +1,72 @@
+//! Multi-head self-attention with optional QK-RMSNorm and an optional additive mask (plain
+//! softmax attention; the fused flash kernel comes with the generator).
+
+use super::{Linear, RmsNorm};
+use crate::autodiff::{ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention {
+    pub qkv: Linear,
+    pub out: Linear,
+    pub heads: usize,
+    pub d: usize,
+    /// RMSNorm of queries and keys over the head dimension (learned scale shared by heads).
+    pub qk_norm: Option<(RmsNorm, RmsNorm)>,
+}
+
+impl MultiHeadAttention {
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        d: usize,
+        heads: usize,
+        qk_norm: bool,
+    ) -> Result<MultiHeadAttention> {
+        if heads == 0 || !d.is_multiple_of(heads) {
+            return Err(Error::invalid("MultiHeadAttention", format!("width {d} does not split into {heads} heads")));
+        }
+        let hd = d / heads;
+        let qk_norm = if qk_norm {
+            Some((
+                RmsNorm::new(store, &format!("{name}.q_norm"), hd)?,
+                RmsNorm::new(store, &format!("{name}.k_norm"), hd)?,
+            ))
+        } else {
+            None
+        };
+        Ok(MultiHeadAttention {
+            qkv: Linear::new(store, &format!("{name}.qkv"), d, 3 * d, true)?,
+            out: Linear::new(store, &format!("{name}.out"), d, d, true)?,
+            heads,
+            d,
+            qk_norm,
+        })
+    }
+
+    /// `x` is `[B, T, d]`; `mask` (optional) is added to the scores and broadcasts to
+    /// `[B·heads, T, T]` (e.g. `[T, T]` with 0 and −1e9 entries).
+    pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var, mask: Option<&Var>) -> Result<Var> {
+        let s = x.shape().to_vec();
+        if s.len() != 3 || s[2] != self.d {
+            return Err(Error::invalid("MultiHeadAttention", format!("expects [B, T, {}], got {s:?}", self.d)));
+        }
+        let (b, t, h) = (s[0], s[1], self.heads);
+        let hd = self.d / h;
+        // [B, T, 3, H, hd] → [3, B, H, T, hd]
+        let qkv = self.qkv.forward(tape, store, x)?.reshape(&[b, t, 3, h, hd])?.permute(&[2, 0, 3, 1, 4])?;
+        let part = |i: usize| qkv.slice(0, i, i + 1)?.reshape(&[b * h, t, hd]);
+        let (mut q, mut k, v) = (part(0)?, part(1)?, part(2)?);
+        if let Some((qn, kn)) = &self.qk_norm {
+            q = qn.forward(tape, store, &q)?;
+            k = kn.forward(tape, store, &k)?;
+        }
+        let mut scores = q.matmul(&k, None, false, true)?.scale(1.0 / (hd as f32).sqrt())?;
+        if let Some(m) = mask {
+            scores = scores.add(m)?;
+        }
+        let o = scores.softmax()?.matmul(&v, None, false, false)?;
+        let o = o.reshape(&[b, h, t, hd])?.permute(&[0, 2, 1, 3])?.reshape(&[b, t, self.d])?;
+        self.out.forward(tape, store, &o)
+    }
+}

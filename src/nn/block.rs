@@ -1,0 +1,40 @@
+//! Pre-norm transformer block (MODEL.md §4): RMSNorm → attention with QK-RMSNorm → residual,
+//! RMSNorm → SwiGLU MLP → residual.
+
+use super::{MultiHeadAttention, RmsNorm, SwiGluMlp};
+use crate::autodiff::{ParamStore, Tape, Var};
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct TransformerBlock {
+    pub norm1: RmsNorm,
+    pub attn: MultiHeadAttention,
+    pub norm2: RmsNorm,
+    pub mlp: SwiGluMlp,
+}
+
+impl TransformerBlock {
+    /// Width `d`, `heads` heads, MLP hidden width `mlp_ratio · d`.
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        d: usize,
+        heads: usize,
+        mlp_ratio: usize,
+    ) -> Result<TransformerBlock> {
+        Ok(TransformerBlock {
+            norm1: RmsNorm::new(store, &format!("{name}.norm1"), d)?,
+            attn: MultiHeadAttention::new(store, &format!("{name}.attn"), d, heads, true)?,
+            norm2: RmsNorm::new(store, &format!("{name}.norm2"), d)?,
+            mlp: SwiGluMlp::new(store, &format!("{name}.mlp"), d, mlp_ratio * d)?,
+        })
+    }
+
+    /// `x` is `[B, T, d]`; `mask` as in [`MultiHeadAttention::forward`].
+    pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var, mask: Option<&Var>) -> Result<Var> {
+        let h = self.norm1.forward(tape, store, x)?;
+        let x = x.add(&self.attn.forward(tape, store, &h, mask)?)?;
+        let h = self.norm2.forward(tape, store, &x)?;
+        x.add(&self.mlp.forward(tape, store, &h)?)
+    }
+}

@@ -1,0 +1,14 @@
+//! Layers built from ops. A layer holds parameter handles; its `forward` takes the tape that
+//! records the pass and the [`ParamStore`](crate::ParamStore) that holds the values.
+
+pub mod attention;
+pub mod block;
+pub mod linear;
+pub mod mlp;
+pub mod norm;
+
+pub use attention::MultiHeadAttention;
+pub use block::TransformerBlock;
+pub use linear::Linear;
+pub use mlp::SwiGluMlp;
+pub use norm::{LayerNorm, RmsNorm};
