@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
+use enma::nn::TransformerBlock;
 use enma::ops::{self, MatmulKernel, MatmulTiles};
-use enma::{Gpu, GpuOptions, Result, Tensor, TimingMethod};
+use enma::optim::{AdamW, AdamWConfig};
+use enma::{Gpu, GpuOptions, ParamStore, Result, Tape, Tensor, TimingMethod};
 
 const WARMUP: usize = 3;
 const SAMPLES: usize = 10;
@@ -35,6 +37,8 @@ fn parse_args() -> Args {
 enum Rate {
     Gflops(f64),
     Gbps(f64),
+    /// Iterations per second (end-to-end steps).
+    PerSecond(f64),
 }
 
 struct Row {
@@ -44,6 +48,8 @@ struct Row {
     median_ms: f64,
     rate: Rate,
     method: TimingMethod,
+    /// Dispatches and submissions of one iteration.
+    per_iter: Option<(u64, u64)>,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -52,19 +58,35 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Times `f` (which records GPU work) after warm-ups; returns the median and the method.
-fn measure(gpu: &Gpu, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, TimingMethod)> {
+fn measure(gpu: &Gpu, f: impl FnMut() -> Result<()>) -> Result<(Duration, TimingMethod)> {
+    measure_with(gpu, false, f).map(|(d, m, _)| (d, m))
+}
+
+/// `measure`, optionally on the wall clock, also counting the dispatches and submissions of one
+/// iteration.
+fn measure_with(
+    gpu: &Gpu,
+    wall: bool,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<(Duration, TimingMethod, (u64, u64))> {
     for _ in 0..WARMUP {
         f()?;
         gpu.sync()?;
     }
+    let before = gpu.runtime_stats();
+    f()?;
+    gpu.flush()?;
+    let after = gpu.runtime_stats();
+    gpu.sync()?;
+    let per_iter = (after.dispatches - before.dispatches, after.submissions - before.submissions);
     let mut samples = Vec::with_capacity(SAMPLES);
     let mut method = TimingMethod::WallClock;
     for _ in 0..SAMPLES {
-        let (_, d, m) = gpu.time(false, &mut f)?;
+        let (_, d, m) = gpu.time(wall, &mut f)?;
         samples.push(d);
         method = m;
     }
-    Ok((median(samples), method))
+    Ok((median(samples), method, per_iter))
 }
 
 fn rand(n: usize, seed: u64) -> Vec<f32> {
@@ -94,6 +116,7 @@ fn bench_matmul(gpu: &Gpu, n: usize, kernel: MatmulKernel) -> Result<Row> {
         median_ms: ms,
         rate: Rate::Gflops(flops / d.as_secs_f64() / 1e9),
         method,
+        per_iter: None,
     })
 }
 
@@ -106,7 +129,84 @@ fn bandwidth_row(kernel: &str, shape: String, bytes: f64, (d, method): (Duration
         median_ms: d.as_secs_f64() * 1e3,
         rate: Rate::Gbps(bytes / d.as_secs_f64() / 1e9),
         method,
+        per_iter: None,
     }
+}
+
+fn bench_softmax(gpu: &Gpu, rows: usize, len: usize) -> Result<Row> {
+    let x = Tensor::from_slice(gpu, &rand(rows * len, 6), &[rows, len])?;
+    let timing = measure(gpu, || ops::softmax(&x).map(drop))?;
+    Ok(bandwidth_row("softmax", format!("{rows}x{len}"), 8.0 * (rows * len) as f64, timing))
+}
+
+fn bench_rms_norm(gpu: &Gpu, rows: usize, c: usize) -> Result<Row> {
+    let x = Tensor::from_slice(gpu, &rand(rows * c, 7), &[rows, c])?;
+    let gamma = Tensor::from_slice(gpu, &vec![1.0; c], &[c])?;
+    let timing = measure(gpu, || ops::rms_norm(&x, Some(&gamma), 1e-6).map(drop))?;
+    Ok(bandwidth_row("rms_norm", format!("{rows}x{c}"), 8.0 * (rows * c) as f64, timing))
+}
+
+/// Plain softmax attention softmax(q·kᵀ/√d)·v over [batch·heads, tokens, head dim].
+fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, backward: bool) -> Result<Row> {
+    let n = b * h * t * hd;
+    let (q, k, v) = (
+        Tensor::from_slice(gpu, &rand(n, 8), &[b * h, t, hd])?,
+        Tensor::from_slice(gpu, &rand(n, 9), &[b * h, t, hd])?,
+        Tensor::from_slice(gpu, &rand(n, 10), &[b * h, t, hd])?,
+    );
+    let (d, method, per_iter) = measure_with(gpu, false, || {
+        let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
+        let (qv, kv, vv) = (tape.leaf(q.clone()), tape.leaf(k.clone()), tape.leaf(v.clone()));
+        let o = qv
+            .matmul(&kv, None, false, true)?
+            .scale(1.0 / (hd as f32).sqrt())?
+            .softmax()?
+            .matmul(&vv, None, false, false)?;
+        if backward {
+            o.sum_all()?.backward()?;
+        }
+        Ok(())
+    })?;
+    let flops = 4.0 * (b * h) as f64 * (t * t * hd) as f64 * if backward { 3.0 } else { 1.0 };
+    Ok(Row {
+        kernel: if backward { "attention fwd+bwd".into() } else { "attention fwd".into() },
+        shape: format!("b{b} h{h} t{t} d{hd}"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::Gflops(flops / d.as_secs_f64() / 1e9),
+        method,
+        per_iter: Some(per_iter),
+    })
+}
+
+/// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
+fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
+    let mut store = ParamStore::new(gpu, 1);
+    let layers: Vec<TransformerBlock> =
+        (0..blocks).map(|i| TransformerBlock::new(&mut store, &format!("b{i}"), width, 4, 2)).collect::<Result<_>>()?;
+    let mut opt = AdamW::new(&store, AdamWConfig { clip_norm: Some(1.0), ..Default::default() })?;
+    let x = Tensor::from_slice(gpu, &rand(b * t * width, 11), &[b, t, width])?;
+    let y = Tensor::from_slice(gpu, &rand(b * t * width, 12), &[b, t, width])?;
+    let (d, method, per_iter) = measure_with(gpu, true, || {
+        let tape = Tape::new(gpu);
+        let mut h = tape.constant(x.clone());
+        for layer in &layers {
+            h = layer.forward(&tape, &store, &h, None)?;
+        }
+        let loss = enma::ops::loss::mse(&h, &tape.constant(y.clone()))?;
+        let grads = loss.backward()?;
+        opt.step(&store, &grads, 1e-3)?;
+        loss.to_vec().map(drop)
+    })?;
+    Ok(Row {
+        kernel: format!("train step ({blocks} blocks, AdamW)"),
+        shape: format!("w{width} b{b} t{t}"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::PerSecond(1.0 / d.as_secs_f64()),
+        method,
+        per_iter: Some(per_iter),
+    })
 }
 
 fn bench_add(gpu: &Gpu, n: usize) -> Result<Row> {
@@ -129,31 +229,42 @@ fn print(rows: &[Row], gpu: &Gpu, json: bool) {
             let (key, val) = match r.rate {
                 Rate::Gflops(v) => ("gflops", v),
                 Rate::Gbps(v) => ("gbps", v),
+                Rate::PerSecond(v) => ("per_second", v),
             };
-            let obj = serde_json::json!({
+            let mut obj = serde_json::json!({
                 "kernel": r.kernel, "shape": r.shape, "dtype": r.dtype,
                 "median_ms": (r.median_ms * 1e4).round() / 1e4, key: (val * 100.0).round() / 100.0,
                 "timing": r.method.name(), "adapter": adapter,
             });
+            if let Some((d, s)) = r.per_iter {
+                obj["dispatches"] = d.into();
+                obj["submissions"] = s.into();
+            }
             println!("{obj}");
         }
         return;
     }
     println!("adapter: {adapter} ({}, {})", gpu.adapter().backend, gpu.adapter().device_type);
-    println!("{:<28} {:>16} {:>6} {:>11} {:>14} {:>11}", "kernel", "shape", "dtype", "median ms", "rate", "timing");
+    println!(
+        "{:<32} {:>18} {:>6} {:>11} {:>14} {:>11} {:>16}",
+        "kernel", "shape", "dtype", "median ms", "rate", "timing", "dispatch/submit"
+    );
     for r in rows {
         let rate = match r.rate {
             Rate::Gflops(v) => format!("{v:.1} GFLOP/s"),
             Rate::Gbps(v) => format!("{v:.1} GB/s"),
+            Rate::PerSecond(v) => format!("{v:.2} /s"),
         };
+        let per = r.per_iter.map(|(d, s)| format!("{d} / {s}")).unwrap_or_default();
         println!(
-            "{:<28} {:>16} {:>6} {:>11.3} {:>14} {:>11}",
+            "{:<32} {:>18} {:>6} {:>11.3} {:>14} {:>11} {:>16}",
             r.kernel,
             r.shape,
             r.dtype,
             r.median_ms,
             rate,
-            r.method.name()
+            r.method.name(),
+            per
         );
     }
 }
@@ -193,6 +304,19 @@ fn run() -> Result<()> {
     }
     if keep("sum") {
         rows.push(bench_sum(&gpu, 4096, 4096)?);
+    }
+    if keep("softmax") {
+        rows.push(bench_softmax(&gpu, 16 * 4 * 176, 176)?);
+    }
+    if keep("rms_norm") {
+        rows.push(bench_rms_norm(&gpu, 16 * 176, 64)?);
+    }
+    if keep("attention") {
+        rows.push(bench_attention(&gpu, 16, 4, 176, 16, false)?);
+        rows.push(bench_attention(&gpu, 16, 4, 176, 16, true)?);
+    }
+    if keep("train") {
+        rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);
     }
     print(&rows, &gpu, args.json);
     Ok(())
