@@ -190,73 +190,130 @@ fn permute_ref(x: &[f64], shape: &[usize], perm: &[usize]) -> Vec<f64> {
         .collect()
 }
 
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Multi-index of flat position `lin` in `shape`.
+fn coords(mut lin: usize, shape: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        c[d] = lin % shape[d];
+        lin /= shape[d];
+    }
+    c
+}
+
 #[test]
 fn layout_ops_backward() {
     let g = gpu();
-    let shape = vec![2, 3, 5];
-    let n = 30;
-    let sh = shape.clone();
-    check_grads(
-        "permute",
-        &g,
-        &[(rand_vec(n, 9, -1.0, 1.0), shape.clone())],
-        |v| v[0].permute(&[2, 0, 1]),
-        move |x| permute_ref(&x[0], &sh, &[2, 0, 1]),
-        2e-3,
-    );
-    let sh = shape.clone();
-    check_grads(
-        "transpose",
-        &g,
-        &[(rand_vec(n, 10, -1.0, 1.0), shape.clone())],
-        |v| v[0].transpose(1, 2),
-        move |x| permute_ref(&x[0], &sh, &[0, 2, 1]),
-        2e-3,
-    );
-    // slice along the middle axis: rows 1..3 of every [3, 5] block
-    check_grads(
-        "slice",
-        &g,
-        &[(rand_vec(n, 11, -1.0, 1.0), shape.clone())],
-        |v| v[0].slice(1, 1, 3),
-        |x| {
-            (0..2)
-                .flat_map(|a| (1..3).flat_map(move |b| (0..5).map(move |c| (a, b, c))))
-                .map(|(a, b, c)| x[0][a * 15 + b * 5 + c])
-                .collect()
-        },
-        2e-3,
-    );
-    // concat along the last axis of [2, 3] and [2, 4]
-    check_grads(
-        "concat",
-        &g,
-        &[(rand_vec(6, 12, -1.0, 1.0), vec![2, 3]), (rand_vec(8, 13, -1.0, 1.0), vec![2, 4])],
-        |v| enma::Var::concat(&[&v[0], &v[1]], 1),
-        |x| {
-            (0..2)
-                .flat_map(|r| (0..3).map(move |c| x[0][r * 3 + c]).chain((0..4).map(move |c| x[1][r * 4 + c])))
-                .collect()
-        },
-        2e-3,
-    );
-    // expand [3, 1] to [2, 3, 4]
-    check_grads(
-        "expand",
-        &g,
-        &[(rand_vec(3, 14, -1.0, 1.0), vec![3, 1])],
-        |v| v[0].expand(&[2, 3, 4]),
-        |x| (0..24).map(|i| x[0][(i / 4) % 3]).collect(),
-        2e-3,
-    );
-    check_grads(
-        "reshape",
-        &g,
-        &[(rand_vec(n, 15, -1.0, 1.0), shape.clone())],
-        |v| v[0].reshape(&[6, 5])?.square(),
-        |x| x[0].iter().map(|v| v * v).collect(),
-        2e-3,
-    );
+    // two shapes each: a small regular one and a ragged rank-4 one
+    for shape in [vec![2usize, 3, 4], vec![3, 5, 2, 7]] {
+        let n: usize = shape.iter().product();
+        let rank = shape.len();
+        let perm: Vec<usize> = (0..rank).rev().collect();
+        let (sh, p2) = (shape.clone(), perm.clone());
+        check_grads(
+            &format!("permute {shape:?}"),
+            &g,
+            &[(rand_vec(n, 9, -1.0, 1.0), shape.clone())],
+            |v| v[0].permute(&perm),
+            move |x| permute_ref(&x[0], &sh, &p2),
+            2e-3,
+        );
+        let mut swap: Vec<usize> = (0..rank).collect();
+        swap.swap(0, rank - 1);
+        let sh = shape.clone();
+        check_grads(
+            &format!("transpose {shape:?}"),
+            &g,
+            &[(rand_vec(n, 10, -1.0, 1.0), shape.clone())],
+            |v| v[0].transpose(0, rank - 1),
+            move |x| permute_ref(&x[0], &sh, &swap),
+            2e-3,
+        );
+        // slice 1..3 along axis 1
+        let sh = shape.clone();
+        let mut out_shape = shape.clone();
+        out_shape[1] = 2;
+        check_grads(
+            &format!("slice {shape:?}"),
+            &g,
+            &[(rand_vec(n, 11, -1.0, 1.0), shape.clone())],
+            |v| v[0].slice(1, 1, 3),
+            move |x| {
+                let st = strides(&sh);
+                (0..out_shape.iter().product::<usize>())
+                    .map(|lin| {
+                        let mut c = coords(lin, &out_shape);
+                        c[1] += 1;
+                        x[0][c.iter().zip(&st).map(|(a, b)| a * b).sum::<usize>()]
+                    })
+                    .collect()
+            },
+            2e-3,
+        );
+        // concat along the last axis with a part of width 3
+        let mut other = shape.clone();
+        *other.last_mut().unwrap() = 3;
+        let m: usize = other.iter().product();
+        let (sa, sb) = (shape.clone(), other.clone());
+        check_grads(
+            &format!("concat {shape:?}"),
+            &g,
+            &[(rand_vec(n, 12, -1.0, 1.0), shape.clone()), (rand_vec(m, 13, -1.0, 1.0), other.clone())],
+            move |v| enma::Var::concat(&[&v[0], &v[1]], rank - 1),
+            move |x| {
+                let (wa, wb) = (*sa.last().unwrap(), *sb.last().unwrap());
+                (0..n / wa)
+                    .flat_map(|r| {
+                        x[0][r * wa..(r + 1) * wa]
+                            .iter()
+                            .chain(&x[1][r * wb..(r + 1) * wb])
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            },
+            2e-3,
+        );
+        // expand a size-1 middle axis and add a leading axis
+        let mut small = shape.clone();
+        small[1] = 1;
+        let k: usize = small.iter().product();
+        let mut big = vec![2];
+        big.extend(shape.iter().cloned());
+        let (ss, bb) = (small.clone(), big.clone());
+        check_grads(
+            &format!("expand {small:?} to {big:?}"),
+            &g,
+            &[(rand_vec(k, 14, -1.0, 1.0), small.clone())],
+            move |v| v[0].expand(&bb),
+            move |x| {
+                let st = strides(&ss);
+                (0..big.iter().product::<usize>())
+                    .map(|lin| {
+                        let c = coords(lin, &big);
+                        x[0][(0..ss.len()).map(|d| if ss[d] == 1 { 0 } else { c[d + 1] * st[d] }).sum::<usize>()]
+                    })
+                    .collect()
+            },
+            2e-3,
+        );
+        check_grads(
+            &format!("reshape {shape:?}"),
+            &g,
+            &[(rand_vec(n, 15, -1.0, 1.0), shape.clone())],
+            |v| v[0].reshape(&[n])?.square(),
+            |x| x[0].iter().map(|v| v * v).collect(),
+            2e-3,
+        );
+    }
 }
 
 #[test]

@@ -3,12 +3,14 @@
 
 pub mod attention;
 pub mod block;
+pub mod embedding;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
 
 pub use attention::MultiHeadAttention;
 pub use block::TransformerBlock;
+pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::SwiGluMlp;
 pub use norm::{LayerNorm, RmsNorm};
