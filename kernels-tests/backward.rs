@@ -3,43 +3,7 @@
 
 use enma::ops::{BinaryOp, UnaryOp};
 
-use crate::common::{check_grads, gpu, rand_vec};
-
-fn unary_ref(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-        UnaryOp::Recip => 1.0 / x,
-        UnaryOp::Square => x * x,
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Relu => x.max(0.0),
-        UnaryOp::Silu => x / (1.0 + (-x).exp()),
-        UnaryOp::Gelu => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Cos => x.cos(),
-        UnaryOp::Affine { alpha, beta } => alpha as f64 * x + beta as f64,
-        UnaryOp::LeakyRelu { slope } => {
-            if x >= 0.0 {
-                x
-            } else {
-                slope as f64 * x
-            }
-        }
-        UnaryOp::Elu { alpha } => {
-            if x > 0.0 {
-                x
-            } else {
-                alpha as f64 * (x.exp() - 1.0)
-            }
-        }
-        UnaryOp::Clamp { min, max } => x.clamp(min as f64, max as f64),
-    }
-}
+use crate::common::{broadcast_index, check_grads, gpu, rand_vec, unary_ref};
 
 #[test]
 fn unary_backward_matches_finite_differences() {
@@ -102,10 +66,6 @@ fn binary_backward_with_broadcasting() {
                 &[(da, sa.clone()), (db, sb.clone())],
                 |v| v[0].binary(&v[1], op),
                 move |x| {
-                    let idx = |shape: &[usize], coord: &[usize]| {
-                        let off = out2.len() - shape.len();
-                        shape.iter().enumerate().fold(0, |i, (d, &s)| i * s + if s == 1 { 0 } else { coord[d + off] })
-                    };
                     let n: usize = out2.iter().product();
                     (0..n)
                         .map(|lin| {
@@ -115,7 +75,10 @@ fn binary_backward_with_broadcasting() {
                                 coord[d] = r % out2[d];
                                 r /= out2[d];
                             }
-                            let (a, b) = (x[0][idx(&sa2, &coord)], x[1][idx(&sb2, &coord)]);
+                            let (a, b) = (
+                                x[0][broadcast_index(&sa2, &out2, &coord)],
+                                x[1][broadcast_index(&sb2, &out2, &coord)],
+                            );
                             match op {
                                 BinaryOp::Add => a + b,
                                 BinaryOp::Sub => a - b,

@@ -1,7 +1,7 @@
 use enma::Tensor;
 use enma::ops::{self, BinaryOp};
 
-use crate::common::{assert_close, gpu, rand_vec};
+use crate::common::{assert_close, broadcast_index, gpu, rand_vec};
 
 fn cpu_op(op: BinaryOp, a: f32, b: f32) -> f32 {
     match op {
@@ -18,15 +18,6 @@ fn cpu_op(op: BinaryOp, a: f32, b: f32) -> f32 {
 /// CPU broadcasting reference: walk the output multi-index.
 fn cpu_binary(op: BinaryOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], out: &[usize]) -> Vec<f32> {
     let n: usize = out.iter().product();
-    let idx = |shape: &[usize], coord: &[usize]| -> usize {
-        let off = out.len() - shape.len();
-        let mut i = 0;
-        for d in 0..shape.len() {
-            let c = if shape[d] == 1 { 0 } else { coord[d + off] };
-            i = i * shape[d] + c;
-        }
-        i
-    };
     (0..n)
         .map(|lin| {
             let mut coord = vec![0; out.len()];
@@ -35,7 +26,7 @@ fn cpu_binary(op: BinaryOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], ou
                 coord[d] = r % out[d];
                 r /= out[d];
             }
-            cpu_op(op, a[idx(sa, &coord)], b[idx(sb, &coord)])
+            cpu_op(op, a[broadcast_index(sa, out, &coord)], b[broadcast_index(sb, out, &coord)])
         })
         .collect()
 }

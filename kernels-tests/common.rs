@@ -1,5 +1,6 @@
 //! Shared helpers of the kernel tests.
 
+use enma::ops::UnaryOp;
 use enma::{Gpu, GpuOptions};
 
 /// A fresh `Gpu` on the best adapter (each test owns its own).
@@ -96,4 +97,47 @@ pub fn check_grads(
             );
         }
     }
+}
+
+/// f64 reference of every unary op.
+pub fn unary_ref(op: UnaryOp, x: f64) -> f64 {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        UnaryOp::Recip => 1.0 / x,
+        UnaryOp::Square => x * x,
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Silu => x / (1.0 + (-x).exp()),
+        UnaryOp::Gelu => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Affine { alpha, beta } => alpha as f64 * x + beta as f64,
+        UnaryOp::LeakyRelu { slope } => {
+            if x >= 0.0 {
+                x
+            } else {
+                slope as f64 * x
+            }
+        }
+        UnaryOp::Elu { alpha } => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha as f64 * (x.exp() - 1.0)
+            }
+        }
+        UnaryOp::Clamp { min, max } => x.clamp(min as f64, max as f64),
+    }
+}
+
+/// Flat index into a tensor of `shape` broadcast to `out`, at output coordinate `coord`.
+pub fn broadcast_index(shape: &[usize], out: &[usize], coord: &[usize]) -> usize {
+    let off = out.len() - shape.len();
+    shape.iter().enumerate().fold(0, |i, (d, &s)| i * s + if s == 1 { 0 } else { coord[d + off] })
 }

@@ -1,44 +1,10 @@
 use enma::Tensor;
 use enma::ops::{self, UnaryOp};
 
-use crate::common::{assert_close, gpu, rand_vec};
+use crate::common::{assert_close, gpu, rand_vec, unary_ref};
 
 fn cpu(op: UnaryOp, x: f32) -> f32 {
-    let x = x as f64;
-    let y = match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-        UnaryOp::Recip => 1.0 / x,
-        UnaryOp::Square => x * x,
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Relu => x.max(0.0),
-        UnaryOp::Silu => x / (1.0 + (-x).exp()),
-        UnaryOp::Gelu => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Cos => x.cos(),
-        UnaryOp::Affine { alpha, beta } => alpha as f64 * x + beta as f64,
-        UnaryOp::LeakyRelu { slope } => {
-            if x >= 0.0 {
-                x
-            } else {
-                slope as f64 * x
-            }
-        }
-        UnaryOp::Elu { alpha } => {
-            if x > 0.0 {
-                x
-            } else {
-                alpha as f64 * (x.exp() - 1.0)
-            }
-        }
-        UnaryOp::Clamp { min, max } => x.clamp(min as f64, max as f64),
-    };
-    y as f32
+    unary_ref(op, x as f64) as f32
 }
 
 #[test]
