@@ -119,3 +119,25 @@ fn the_optimiser_refuses_a_changed_store() {
     let e = opt.step(&store, &loss.backward().unwrap(), 0.1).unwrap_err();
     assert!(e.to_string().contains("added after"), "{e}");
 }
+
+#[test]
+fn parameters_export_and_load_by_name() {
+    let g = gpu();
+    let mut a = ParamStore::new(&g, 1);
+    a.add("x.weight", &[3, 2], Init::Normal { std: 1.0 }, true).unwrap();
+    a.add("x.bias", &[2], Init::Const(0.5), false).unwrap();
+    let saved = a.export().unwrap();
+    assert_eq!(
+        saved.iter().map(|(n, s, _)| (n.as_str(), s.clone())).collect::<Vec<_>>(),
+        [("x.weight", vec![3, 2]), ("x.bias", vec![2])]
+    );
+    let mut b = ParamStore::new(&g, 99);
+    b.add("x.weight", &[3, 2], Init::Zeros, true).unwrap();
+    b.add("x.bias", &[2], Init::Zeros, false).unwrap();
+    for (name, shape, values) in &saved {
+        b.set(&b.get(name).unwrap(), shape, values).unwrap();
+    }
+    assert_eq!(b.export().unwrap(), saved);
+    let e = b.set(&b.get("x.bias").unwrap(), &[3], &[0.0; 3]).unwrap_err().to_string();
+    assert!(e.contains("x.bias") && e.contains("[3]") && e.contains("[2]"), "{e}");
+}

@@ -15,6 +15,9 @@ pub const PARAM_ALIGN: usize = 64;
 
 static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
+/// A parameter's name, shape and values, as exported.
+pub type NamedValues = (String, Vec<usize>, Vec<f32>);
+
 /// A handle to one parameter of a [`ParamStore`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Param {
@@ -199,6 +202,34 @@ impl ParamStore {
     /// Total number of parameter values (without alignment padding).
     pub fn num_values(&self) -> usize {
         self.entries.iter().map(|e| e.shape.iter().product::<usize>()).sum()
+    }
+
+    /// Every parameter's name, shape and values (downloads the flat buffer once).
+    pub fn export(&self) -> Result<Vec<NamedValues>> {
+        let Some((data, used)) = self.flat() else { return Ok(Vec::new()) };
+        let all = if used == 0 { Vec::new() } else { data.view(0, &[used])?.to_vec()? };
+        Ok(self
+            .entries
+            .iter()
+            .map(|e| {
+                let n: usize = e.shape.iter().product();
+                (e.name.clone(), e.shape.clone(), all[e.offset..e.offset + n].to_vec())
+            })
+            .collect())
+    }
+
+    /// Overwrites a parameter's values (loading a checkpoint). The shape must match.
+    pub fn set(&self, p: &Param, shape: &[usize], values: &[f32]) -> Result<()> {
+        let e = self.entry(p)?;
+        if e.shape != shape {
+            return Err(Error::shape(
+                format!("loading parameter `{}`", e.name),
+                shape,
+                &e.shape,
+                "the stored shape differs",
+            ));
+        }
+        self.tensor(p)?.write(values)
     }
 
     /// The flat buffer and the number of elements in use (padding included).
