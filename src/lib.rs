@@ -1,5 +1,5 @@
 //! enma: the ENMA generative neural PDE operator (arXiv 2506.06158) on wgpu, with hand-written
-//! WGSL kernels, a buffer pool and (from the next milestones) an autodiff tape.
+//! WGSL kernels, a buffer pool, an autodiff tape, and CPU solvers for the benchmark PDEs.
 //!
 //! Start with [`Gpu::new`] (or [`Gpu::from_device`] to share a host application's device), make
 //! [`Tensor`]s and call the ops in [`ops`]. Ops record kernels; nothing is submitted to the GPU
@@ -19,7 +19,11 @@
 //! # }
 //! ```
 
+// Numerical kernels read more clearly with index loops over several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 pub mod autodiff;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod nn;

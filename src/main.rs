@@ -2,8 +2,14 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use enma::data::generate::{GenConfig, PdeName, Preset};
+use enma::data::pde::Split;
 use enma::{Gpu, GpuOptions};
+
+mod cli;
 
 #[derive(Parser)]
 #[command(name = "enma", version, about = "ENMA generative neural PDE operator on wgpu")]
@@ -20,6 +26,47 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate a benchmark dataset (train, In-D test and Out-D test files) with our solvers.
+    Generate {
+        /// advection, combined, wave, gray-scott or vorticity.
+        #[arg(long)]
+        dataset: String,
+        /// tiny, small or paper.
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Only the environments of shard I of N (`I/N`, 0-based); join shards with `enma merge`.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Only these splits (train, test, ood; comma-separated).
+        #[arg(long)]
+        splits: Option<String>,
+        /// Keep the full solver resolution of the 1D sets.
+        #[arg(long)]
+        full: bool,
+        /// Gray–Scott diffusion as printed in the paper (D_u, D_v) = (0.102, 0.204).
+        #[arg(long)]
+        gs_as_printed: bool,
+        /// Start a `paper` run that is estimated to take over an hour.
+        #[arg(long)]
+        yes: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print the layout, shapes, parameter ranges and value statistics of an HDF5 file.
+    Inspect { file: PathBuf },
+    /// Join shard files of one split (from `enma generate --shard`) into one file.
+    Merge {
+        /// The merged file to write.
+        #[arg(long)]
+        out: PathBuf,
+        shards: Vec<PathBuf>,
+    },
     /// Print the adapter, backend, driver, features and limits enma will use.
     Info {
         /// Print one JSON object instead of text.
@@ -34,6 +81,22 @@ enum Command {
 fn run(cli: Cli) -> enma::Result<()> {
     let options = GpuOptions { backends: cli.backend, adapter_name: cli.adapter };
     match cli.command {
+        Command::Generate { dataset, preset, out, seed, shard, splits, full, gs_as_printed, yes, quiet } => {
+            let mut cfg = GenConfig::new(PdeName::parse(&dataset)?, Preset::parse(&preset)?, seed);
+            cfg.full = full;
+            cfg.gs_as_printed = gs_as_printed;
+            let shard = shard.map(|s| parse_shard(&s)).transpose()?;
+            let splits = match splits {
+                None => Split::all().to_vec(),
+                Some(s) => s.split(',').map(parse_split).collect::<enma::Result<Vec<_>>>()?,
+            };
+            cli::generate(&cfg, &out, shard, &splits, yes, quiet)?;
+        }
+        Command::Inspect { file } => cli::inspect(&file)?,
+        Command::Merge { out, shards } => {
+            enma::data::generate::merge(&shards, &out)?;
+            println!("merged {} shards into {}", shards.len(), out.display());
+        }
         Command::Info { json, all: true } => {
             let list = Gpu::adapters(&options)?;
             if json {
@@ -86,6 +149,25 @@ fn run(cli: Cli) -> enma::Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_shard(s: &str) -> enma::Result<(usize, usize)> {
+    let bad = || enma::Error::invalid("--shard", format!("`{s}` is not I/N with 0 <= I < N"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn parse_split(s: &str) -> enma::Result<Split> {
+    match s.trim() {
+        "train" => Ok(Split::Train),
+        "test" | "ind" | "in-d" => Ok(Split::InD),
+        "ood" | "outd" | "out-d" => Ok(Split::OutD),
+        other => Err(enma::Error::invalid("--splits", format!("unknown split `{other}`; use train, test or ood"))),
+    }
 }
 
 fn main() -> ExitCode {

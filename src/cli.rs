@@ -1,0 +1,121 @@
+//! The `generate` and `inspect` commands: progress, summaries, estimates.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use enma::data::generate::{self, GenConfig, PER_ENV};
+use enma::data::hdf5;
+use enma::data::pde::Split;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Seconds per trajectory on one core of the 2-core reference machine (`enma generate
+/// --preset tiny`, README), for the time estimate of `paper` runs.
+fn seconds_per_trajectory(cfg: &GenConfig) -> f64 {
+    use enma::data::generate::PdeName::*;
+    match cfg.dataset {
+        Advection => 0.0002,
+        Combined => 0.003,
+        Wave => 0.005,
+        GrayScott => 0.025,
+        // 0.82 s at 128²; steps grow like n (CFL) and each step like n² (log n ignored)
+        Vorticity => {
+            let n = cfg.vorticity_grid.unwrap_or(match cfg.preset {
+                enma::data::generate::Preset::Tiny => 128,
+                enma::data::generate::Preset::Small => 256,
+                enma::data::generate::Preset::Paper => 512,
+            }) as f64;
+            0.82 * (n / 128.0).powi(3)
+        }
+    }
+}
+
+pub fn generate(
+    cfg: &GenConfig,
+    out: &Path,
+    shard: Option<(usize, usize)>,
+    splits: &[Split],
+    yes: bool,
+    quiet: bool,
+) -> enma::Result<()> {
+    let total: usize = splits.iter().map(|&s| generate::shard_range(cfg.envs(s), shard).len() * PER_ENV).sum();
+    let threads = rayon::current_num_threads();
+    let estimate = total as f64 * seconds_per_trajectory(cfg) / threads as f64;
+    if cfg.preset.name() != "tiny" {
+        eprintln!(
+            "estimate: {total} trajectories, about {:.1} h on {threads} threads{}",
+            estimate / 3600.0,
+            if shard.is_none() { " (use --shard i/n to split the work across machines)" } else { "" }
+        );
+        if estimate > 3600.0 && !yes {
+            return Err(enma::Error::invalid(
+                "generate",
+                "this run takes over an hour; pass --yes to start it, or --shard i/n",
+            ));
+        }
+    }
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>22} [{bar:40}] {pos}/{len} trajectories, {elapsed} elapsed, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let done = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let mut written = Vec::new();
+    for &split in splits {
+        bar.set_message(format!("{} {}", cfg.dataset.name(), split.name()));
+        let path = generate::write_split(cfg, split, out, shard, &|| {
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            bar.set_position(d);
+        })?;
+        written.push(path);
+    }
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes: u64 = written.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    println!(
+        "{} {} (seed {}): {total} trajectories in {secs:.2} s, {:.1} MB",
+        cfg.dataset.name(),
+        cfg.preset.name(),
+        cfg.seed,
+        bytes as f64 / 1e6
+    );
+    for p in &written {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
+
+pub fn inspect(path: &Path) -> enma::Result<()> {
+    let l = hdf5::read(path)?;
+    println!("{}", path.display());
+    for (k, v) in &l.attrs {
+        let short: String = v.chars().take(100).collect();
+        println!("  @{k} = {short}{}", if v.len() > 100 { " ..." } else { "" });
+    }
+    for (group, (layout, t)) in &l.splits {
+        println!("  /{group}: {layout:?}, [N, T, C, space..] = {:?}", t.shape);
+        let (mut lo, mut hi, mut sum, mut sq) = (f64::MAX, f64::MIN, 0.0, 0.0);
+        for &v in &t.data {
+            let v = v as f64;
+            lo = lo.min(v);
+            hi = hi.max(v);
+            sum += v;
+            sq += v * v;
+        }
+        let n = t.data.len().max(1) as f64;
+        let mean = sum / n;
+        println!(
+            "    values: min {lo:.4e}, max {hi:.4e}, mean {mean:.4e}, std {:.4e}",
+            (sq / n - mean * mean).max(0.0).sqrt()
+        );
+        let envs = t.env.iter().collect::<std::collections::BTreeSet<_>>().len();
+        println!("    environments: {envs} ({} trajectories)", t.n());
+        for (name, v) in &t.params {
+            let (a, b) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            println!("    {name}: [{a:.6}, {b:.6}]");
+        }
+    }
+    Ok(())
+}
