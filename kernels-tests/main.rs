@@ -6,6 +6,7 @@ mod common;
 mod attention;
 mod backward;
 mod binary;
+mod cross_attention;
 mod errors;
 mod fill;
 mod gather;

@@ -43,6 +43,7 @@ pub const NORM: Shader = shader!("norm");
 pub const SWIGLU: Shader = shader!("swiglu");
 pub const GATHER: Shader = shader!("gather");
 pub const POSENC: Shader = shader!("posenc");
+pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
 pub const ALL_SHADERS: &[Shader] = &[
@@ -62,6 +63,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     SWIGLU,
     GATHER,
     POSENC,
+    CROSS_ATTENTION,
 ];
 
 /// The naga capabilities a device with `features` offers.

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod cast;
+pub mod cross_attention;
 pub mod fill;
 pub mod gather;
 pub mod layout;
