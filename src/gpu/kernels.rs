@@ -44,6 +44,7 @@ pub const SWIGLU: Shader = shader!("swiglu");
 pub const GATHER: Shader = shader!("gather");
 pub const POSENC: Shader = shader!("posenc");
 pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
+pub const CONV_CAUSAL: Shader = shader!("conv_causal");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
 pub const ALL_SHADERS: &[Shader] = &[
@@ -64,6 +65,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     GATHER,
     POSENC,
     CROSS_ATTENTION,
+    CONV_CAUSAL,
 ];
 
 /// The naga capabilities a device with `features` offers.

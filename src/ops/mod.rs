@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod cast;
+pub mod conv_causal;
 pub mod cross_attention;
 pub mod fill;
 pub mod gather;

@@ -1,0 +1,118 @@
+// Causal space-time convolution as im2col + matmul. Data are channels-last [B, T, S.., C]
+// with one or two spatial axes. Time is padded only on the past (kt − 1 frames), space with
+// zeros on both sides ((ks − 1)/2, "same"); strides st (time) and ss (space). Output frame t'
+// reads input frames t'·st − (kt − 1) .. t'·st, so it never sees a later frame.
+//   im2col: col[(b, t', s'..), (dt, ds.., c)] = x[b, t'·st + dt − (kt − 1), s'·ss + ds − pad.., c]
+//   col2im: the adjoint (dx from dcol), as a gather over the taps that read each input element,
+//           so every sum has a fixed order.
+
+struct Params {
+    b: u32,
+    t: u32,
+    s0: u32,
+    s1: u32,     // 1 for one spatial axis
+    c: u32,
+    kt: u32,
+    ks: u32,
+    st: u32,
+    ss: u32,
+    ns: u32,     // spatial axes: 1 or 2
+    to: u32,     // output frames
+    o0: u32,     // output spatial sizes
+    o1: u32,
+}
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+
+fn id(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * 256u + li;
+}
+
+fn ks1() -> u32 {
+    return select(1u, p.ks, p.ns == 2u);
+}
+
+fn pad() -> u32 {
+    return (p.ks - 1u) / 2u;
+}
+
+@compute @workgroup_size(256)
+fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+    let i = id(wg, nwg, li);
+    let kcols = p.kt * p.ks * ks1() * p.c;
+    let rows = p.b * p.to * p.o0 * p.o1;
+    if (i >= rows * kcols) {
+        return;
+    }
+    let row = i / kcols;
+    var col = i % kcols;
+    let c = col % p.c;
+    col = col / p.c;
+    let d1 = col % ks1();
+    col = col / ks1();
+    let d0 = col % p.ks;
+    let dt = col / p.ks;
+    let x1o = row % p.o1;
+    let x0o = (row / p.o1) % p.o0;
+    let to = (row / (p.o1 * p.o0)) % p.to;
+    let bi = row / (p.o1 * p.o0 * p.to);
+    // signed input positions
+    let ti = i32(to * p.st + dt) - i32(p.kt - 1u);
+    let x0 = i32(x0o * p.ss + d0) - i32(pad());
+    var x1 = 0;
+    if (p.ns == 2u) {
+        x1 = i32(x1o * p.ss + d1) - i32(pad());
+    }
+    var v = 0.0;
+    if (ti >= 0 && x0 >= 0 && x0 < i32(p.s0) && x1 >= 0 && x1 < i32(p.s1)) {
+        v = src[(((bi * p.t + u32(ti)) * p.s0 + u32(x0)) * p.s1 + u32(x1)) * p.c + c];
+    }
+    dst[i] = v;
+}
+
+@compute @workgroup_size(256)
+fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+    let i = id(wg, nwg, li);
+    if (i >= p.b * p.t * p.s0 * p.s1 * p.c) {
+        return;
+    }
+    let c = i % p.c;
+    let x1 = (i / p.c) % p.s1;
+    let x0 = (i / (p.c * p.s1)) % p.s0;
+    let ti = (i / (p.c * p.s1 * p.s0)) % p.t;
+    let bi = i / (p.c * p.s1 * p.s0 * p.t);
+    let kcols = p.kt * p.ks * ks1() * p.c;
+    var acc = 0.0;
+    for (var dt = 0u; dt < p.kt; dt++) {
+        let num_t = ti + p.kt - 1u - dt;   // = t'·st
+        if (num_t % p.st != 0u || num_t / p.st >= p.to) {
+            continue;
+        }
+        let to = num_t / p.st;
+        for (var d0 = 0u; d0 < p.ks; d0++) {
+            let n0 = i32(x0 + pad()) - i32(d0);
+            if (n0 < 0 || u32(n0) % p.ss != 0u || u32(n0) / p.ss >= p.o0) {
+                continue;
+            }
+            let o0 = u32(n0) / p.ss;
+            for (var d1 = 0u; d1 < ks1(); d1++) {
+                var o1 = 0u;
+                if (p.ns == 2u) {
+                    let n1 = i32(x1 + pad()) - i32(d1);
+                    if (n1 < 0 || u32(n1) % p.ss != 0u || u32(n1) / p.ss >= p.o1) {
+                        continue;
+                    }
+                    o1 = u32(n1) / p.ss;
+                }
+                let row = ((bi * p.to + to) * p.o0 + o0) * p.o1 + o1;
+                let col = ((dt * p.ks + d0) * ks1() + d1) * p.c + c;
+                acc += src[row * kcols + col];
+            }
+        }
+    }
+    dst[i] = acc;
+}
