@@ -179,6 +179,84 @@ fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, backward:
     })
 }
 
+/// Fused distance-biased cross-attention over [batch, heads, queries, head dim] and keys.
+fn bench_cross_attention(
+    gpu: &Gpu,
+    b: usize,
+    h: usize,
+    nq: usize,
+    nk: usize,
+    dh: usize,
+    backward: bool,
+) -> Result<Row> {
+    let q = Tensor::from_slice(gpu, &rand(b * h * nq * dh, 13), &[b, h, nq, dh])?;
+    let k = Tensor::from_slice(gpu, &rand(b * h * nk * dh, 14), &[b, h, nk, dh])?;
+    let v = Tensor::from_slice(gpu, &rand(b * h * nk * dh, 15), &[b, h, nk, dh])?;
+    let unit = |n: usize, s: u64| rand(n, s).into_iter().map(|x| 0.5 * (x + 1.0)).collect::<Vec<_>>();
+    let qc = Tensor::from_slice(gpu, &unit(nq, 16), &[1, nq, 1])?;
+    let kc = Tensor::from_slice(gpu, &unit(b * nk, 17), &[b, nk, 1])?;
+    let slopes = Tensor::from_slice(gpu, &(1..=h).map(|i| i as f32).collect::<Vec<_>>(), &[h])?;
+    let (d, method, per_iter) = measure_with(gpu, false, || {
+        let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
+        let leaf = |t: &Tensor| tape.leaf(t.clone());
+        let o = leaf(&q).cross_attention(&leaf(&k), &leaf(&v), &leaf(&qc), &leaf(&kc), &leaf(&slopes), None, true)?;
+        if backward {
+            o.sum_all()?.backward()?;
+        }
+        Ok(())
+    })?;
+    // per (query, key): q·k and p·v (2·dh FMAs) forward; about 2.5× that more backward
+    let flops = 4.0 * (b * h * nq * nk * dh) as f64 * if backward { 3.5 } else { 1.0 };
+    Ok(Row {
+        kernel: if backward { "cross-attention fwd+bwd".into() } else { "cross-attention fwd".into() },
+        shape: format!("b{b} h{h} q{nq} k{nk} d{dh}"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::Gflops(flops / d.as_secs_f64() / 1e9),
+        method,
+        per_iter: Some(per_iter),
+    })
+}
+
+/// Causal convolution `[B, T, S.., C_in] → C_out` with kernel (kt, ks), strides 1.
+fn bench_conv(
+    gpu: &Gpu,
+    label: &str,
+    shape: &[usize],
+    c_out: usize,
+    kt: usize,
+    ks: usize,
+    backward: bool,
+) -> Result<Row> {
+    use enma::ops::conv_causal::ConvSpec;
+    let spec = ConvSpec::new(kt, ks, 1, 1);
+    let ns = shape.len() - 3;
+    let c_in = shape[shape.len() - 1];
+    let rows = spec.weight_rows(c_in, ns);
+    let n: usize = shape.iter().product();
+    let x = Tensor::from_slice(gpu, &rand(n, 18), shape)?;
+    let w = Tensor::from_slice(gpu, &rand(rows * c_out, 19), &[rows, c_out])?;
+    let (d, method, per_iter) = measure_with(gpu, false, || {
+        let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
+        let y = tape.leaf(x.clone()).conv_causal(&tape.leaf(w.clone()), None, spec)?;
+        if backward {
+            y.sum_all()?.backward()?;
+        }
+        Ok(())
+    })?;
+    let positions = n / c_in;
+    let flops = 2.0 * (positions * rows * c_out) as f64 * if backward { 3.0 } else { 1.0 };
+    Ok(Row {
+        kernel: format!("conv {label} k{kt}x{ks}{}", if backward { " fwd+bwd" } else { " fwd" }),
+        shape: format!("{shape:?}->{c_out}"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::Gflops(flops / d.as_secs_f64() / 1e9),
+        method,
+        per_iter: Some(per_iter),
+    })
+}
+
 /// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
 fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
     let mut store = ParamStore::new(gpu, 1);
@@ -314,6 +392,20 @@ fn run() -> Result<()> {
     if keep("attention") {
         rows.push(bench_attention(&gpu, 16, 4, 176, 16, false)?);
         rows.push(bench_attention(&gpu, 16, 4, 176, 16, true)?);
+    }
+    if keep("cross") {
+        for backward in [false, true] {
+            rows.push(bench_cross_attention(&gpu, 16, 4, 128, 128, 4, backward)?);
+            rows.push(bench_cross_attention(&gpu, 8, 4, 256, 4096, 4, backward)?);
+        }
+    }
+    if keep("conv") {
+        for backward in [false, true] {
+            // advection-tiny: batch 32, 21 frames, 128 points, 16 channels (first res block)
+            rows.push(bench_conv(&gpu, "advection-tiny", &[32, 21, 128, 16], 16, 3, 3, backward)?);
+            // vorticity: batch 8, 31 frames, 64 × 64, 16 channels
+            rows.push(bench_conv(&gpu, "vorticity", &[8, 31, 64, 64, 16], 16, 3, 3, backward)?);
+        }
     }
     if keep("train") {
         rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);

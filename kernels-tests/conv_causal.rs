@@ -83,6 +83,29 @@ fn causal_convolutions_forward_and_backward() {
 }
 
 #[test]
+fn chunked_im2col_gives_the_same_numbers() {
+    use enma::ops::conv_causal::{conv_causal_backward, conv_causal_in_chunks};
+    let g = gpu();
+    let sp = ConvSpec::new(3, 3, 2, 1);
+    let shape = [2, 7, 5, 6, 3];
+    let n: usize = shape.iter().product();
+    let rows = sp.weight_rows(3, 2);
+    let x = Tensor::from_slice(&g, &rand_vec(n, 1, -1.0, 1.0), &shape).unwrap();
+    let w = Tensor::from_slice(&g, &rand_vec(rows * 4, 2, -1.0, 1.0), &[rows, 4]).unwrap();
+    let b = Tensor::from_slice(&g, &rand_vec(4, 3, -1.0, 1.0), &[4]).unwrap();
+    let whole = conv_causal_in_chunks(&x, &w, Some(&b), &sp, None).unwrap();
+    let parts = conv_causal_in_chunks(&x, &w, Some(&b), &sp, Some(7)).unwrap();
+    assert_eq!(whole.shape(), parts.shape());
+    crate::common::assert_close("chunked forward", &parts.to_vec().unwrap(), &whole.to_vec().unwrap(), 1e-6, 1e-6);
+    let dy = Tensor::from_slice(&g, &rand_vec(whole.numel(), 4, -1.0, 1.0), whole.shape()).unwrap();
+    let (dx1, dw1, db1) = conv_causal_backward(&x, &w, true, &dy, &sp, None).unwrap();
+    let (dx2, dw2, db2) = conv_causal_backward(&x, &w, true, &dy, &sp, Some(7)).unwrap();
+    crate::common::assert_close("chunked dx", &dx2.to_vec().unwrap(), &dx1.to_vec().unwrap(), 1e-5, 1e-5);
+    crate::common::assert_close("chunked dw", &dw2.to_vec().unwrap(), &dw1.to_vec().unwrap(), 1e-4, 1e-5);
+    assert_eq!(db1.unwrap().to_vec().unwrap(), db2.unwrap().to_vec().unwrap());
+}
+
+#[test]
 fn an_output_frame_never_depends_on_later_frames() {
     let g = gpu();
     for sp in [ConvSpec::new(3, 3, 1, 1), ConvSpec::new(3, 3, 2, 2), ConvSpec::new(7, 7, 1, 1)] {

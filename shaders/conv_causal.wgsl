@@ -3,8 +3,10 @@
 // zeros on both sides ((ks − 1)/2, "same"); strides st (time) and ss (space). Output frame t'
 // reads input frames t'·st − (kt − 1) .. t'·st, so it never sees a later frame.
 //   im2col: col[(b, t', s'..), (dt, ds.., c)] = x[b, t'·st + dt − (kt − 1), s'·ss + ds − pad.., c]
-//   col2im: the adjoint (dx from dcol), as a gather over the taps that read each input element,
-//           so every sum has a fixed order.
+//   col2im: the adjoint (dx += contribution of dcol), as a gather over the taps that read each
+//           input element, so every sum has a fixed order.
+// Both work on a chunk of output rows [row0, row0 + rows) so the im2col matrix stays small; the
+// host visits the chunks in order and col2im accumulates into dx.
 
 struct Params {
     b: u32,
@@ -20,6 +22,8 @@ struct Params {
     to: u32,     // output frames
     o0: u32,     // output spatial sizes
     o1: u32,
+    row0: u32,   // first output row of this chunk
+    rows: u32,   // output rows in this chunk
 }
 var<immediate> p: Params;
 
@@ -43,11 +47,10 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
           @builtin(local_invocation_index) li: u32) {
     let i = id(wg, nwg, li);
     let kcols = p.kt * p.ks * ks1() * p.c;
-    let rows = p.b * p.to * p.o0 * p.o1;
-    if (i >= rows * kcols) {
+    if (i >= p.rows * kcols) {
         return;
     }
-    let row = i / kcols;
+    let row = p.row0 + i / kcols;
     var col = i % kcols;
     let c = col % p.c;
     col = col / p.c;
@@ -109,10 +112,13 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
                     o1 = u32(n1) / p.ss;
                 }
                 let row = ((bi * p.to + to) * p.o0 + o0) * p.o1 + o1;
+                if (row < p.row0 || row >= p.row0 + p.rows) {
+                    continue;
+                }
                 let col = ((dt * p.ks + d0) * ks1() + d1) * p.c + c;
-                acc += src[row * kcols + col];
+                acc += src[(row - p.row0) * kcols + col];
             }
         }
     }
-    dst[i] = acc;
+    dst[i] = dst[i] + acc;
 }

@@ -69,7 +69,7 @@ fn geometry(x: &Tensor, spec: &ConvSpec) -> Result<Geometry> {
     Ok(Geometry { b: sh[0], t: sh[1], s, c: sh[sh.len() - 1], ns, to: spec.out_frames(sh[1]), o })
 }
 
-fn imm(g: &Geometry, spec: &ConvSpec) -> Result<Imm> {
+fn imm(g: &Geometry, spec: &ConvSpec, row0: usize, rows: usize) -> Result<Imm> {
     let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("conv_causal", "sizes too large"));
     Ok(Imm::default()
         .u(u(g.b)?)
@@ -84,31 +84,151 @@ fn imm(g: &Geometry, spec: &ConvSpec) -> Result<Imm> {
         .u(g.ns as u32)
         .u(u(g.to)?)
         .u(u(g.o[0])?)
-        .u(u(g.o[1])?))
+        .u(u(g.o[1])?)
+        .u(u(row0)?)
+        .u(u(rows)?))
 }
 
-/// The im2col matrix `[B·T'·S'.., kt·ks^ns·C]` of `x`.
-pub fn im2col(x: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
-    let g = geometry(x, spec)?;
-    let rows = g.b * g.to * g.o[0] * g.o[1];
+/// Largest im2col chunk, in bytes (the matrix of a chunk of output rows).
+const CHUNK_BYTES: usize = 32 << 20;
+
+impl Geometry {
+    fn out_rows(&self) -> usize {
+        self.b * self.to * self.o[0] * self.o[1]
+    }
+
+    /// Chunks of at most `per` output rows.
+    fn chunks(&self, per: usize) -> Vec<(usize, usize)> {
+        let total = self.out_rows();
+        let per = per.max(1);
+        (0..total.div_ceil(per)).map(|i| (i * per, per.min(total - i * per))).collect()
+    }
+}
+
+/// Output rows per chunk so that a chunk's im2col matrix of `cols` columns stays under
+/// `CHUNK_BYTES`.
+fn default_rows(cols: usize) -> usize {
+    (CHUNK_BYTES / (4 * cols.max(1))).max(1)
+}
+
+/// The im2col matrix of output rows `row0 .. row0 + rows`: `[rows, kt·ks^ns·C]`.
+fn im2col_rows(x: &Tensor, g: &Geometry, spec: &ConvSpec, row0: usize, rows: usize) -> Result<Tensor> {
     let cols = spec.weight_rows(g.c, g.ns);
     let col = Tensor::empty(x.gpu(), &[rows, cols], DType::F32)?;
-    let n = rows * cols;
-    u32::try_from(n).map_err(|_| {
-        Error::invalid("conv_causal", format!("an im2col matrix of {n} values is too large; use smaller batches"))
-    })?;
     let gpu = x.gpu();
-    launch(gpu, &CONV_CAUSAL, "im2col", &[], &[(0, x), (1, &col)], &imm(&g, spec)?, gpu.grid_1d(n as u64, 256))?;
+    launch(
+        gpu,
+        &CONV_CAUSAL,
+        "im2col",
+        &[],
+        &[(0, x), (1, &col)],
+        &imm(g, spec, row0, rows)?,
+        gpu.grid_1d((rows * cols) as u64, 256),
+    )?;
     Ok(col)
 }
 
-/// The adjoint of [`im2col`]: the gradient of `x` (of shape `x_shape`) from that of the matrix.
+/// The whole im2col matrix `[B·T'·S'.., kt·ks^ns·C]` of `x` (for small inputs and tests).
+pub fn im2col(x: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+    let g = geometry(x, spec)?;
+    im2col_rows(x, &g, spec, 0, g.out_rows())
+}
+
+/// Forward convolution on tensors: `x` `[B, T, S.., C_in]`, `w` `[kt·ks^ns·C_in, C_out]`.
+/// The im2col matrix is built and multiplied in chunks of at most 32 MiB.
+pub fn conv_causal(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
+    conv_causal_in_chunks(x, w, bias, spec, None)
+}
+
+/// [`conv_causal`] with at most `chunk_rows` output rows per im2col chunk (`None`: 32 MiB).
+pub fn conv_causal_in_chunks(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &ConvSpec,
+    chunk_rows: Option<usize>,
+) -> Result<Tensor> {
+    let g = geometry(x, spec)?;
+    let rows = spec.weight_rows(g.c, g.ns);
+    if w.rank() != 2 || w.shape()[0] != rows {
+        return Err(Error::shape(
+            "conv_causal",
+            w.shape(),
+            &[rows, 0],
+            format!("weights must be [kt·ks^ns·C_in = {rows}, C_out]"),
+        ));
+    }
+    let c_out = w.shape()[1];
+    let mut out = vec![g.b, g.to];
+    out.extend(&g.o[..g.ns]);
+    out.push(c_out);
+    let chunks = g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows)));
+    if chunks.len() == 1 {
+        let y = super::matmul(&im2col_rows(x, &g, spec, 0, g.out_rows())?, w, bias, false, false)?;
+        return y.reshape(&out);
+    }
+    let parts: Vec<Tensor> = chunks
+        .iter()
+        .map(|&(r0, n)| super::matmul(&im2col_rows(x, &g, spec, r0, n)?, w, bias, false, false))
+        .collect::<Result<_>>()?;
+    super::concat(&parts.iter().collect::<Vec<_>>(), 0)?.reshape(&out)
+}
+
+/// Gradients of [`conv_causal`]: (dx, dw, dbias), in chunks of at most `chunk_rows` output
+/// rows (`None`: 32 MiB of im2col matrix).
+pub fn conv_causal_backward(
+    x: &Tensor,
+    w: &Tensor,
+    has_bias: bool,
+    dy: &Tensor,
+    spec: &ConvSpec,
+    chunk_rows: Option<usize>,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let g = geometry(x, spec)?;
+    let (rows, c_out) = (w.shape()[0], w.shape()[1]);
+    let dy2 = dy.reshape(&[g.out_rows(), c_out])?;
+    let gpu = x.gpu();
+    let dx = Tensor::zeros(gpu, x.shape(), DType::F32)?;
+    let mut dw: Option<Tensor> = None;
+    for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
+        let col = im2col_rows(x, &g, spec, r0, n)?;
+        let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
+        let part = super::matmul(&col, &dyc, None, true, false)?;
+        dw = Some(match dw {
+            None => part,
+            Some(acc) => super::add(&acc, &part)?,
+        });
+        let dcol = super::matmul(&dyc, w, None, false, true)?;
+        launch(
+            gpu,
+            &CONV_CAUSAL,
+            "col2im",
+            &[],
+            &[(0, &dcol), (1, &dx)],
+            &imm(&g, spec, r0, n)?,
+            gpu.grid_1d(dx.numel() as u64, 256),
+        )?;
+    }
+    let dw = dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?;
+    let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
+    Ok((dx, dw, db))
+}
+
+/// The adjoint of [`im2col`]: the gradient of `x` (of shape `x_shape`) from that of the whole
+/// matrix.
 pub fn col2im(dcol: &Tensor, x_shape: &[usize], spec: &ConvSpec) -> Result<Tensor> {
-    let dx = Tensor::empty(dcol.gpu(), x_shape, DType::F32)?;
+    let dx = Tensor::zeros(dcol.gpu(), x_shape, DType::F32)?;
     let g = geometry(&dx, spec)?;
-    let n = dx.numel();
     let gpu = dcol.gpu();
-    launch(gpu, &CONV_CAUSAL, "col2im", &[], &[(0, dcol), (1, &dx)], &imm(&g, spec)?, gpu.grid_1d(n as u64, 256))?;
+    launch(
+        gpu,
+        &CONV_CAUSAL,
+        "col2im",
+        &[],
+        &[(0, dcol), (1, &dx)],
+        &imm(&g, spec, 0, g.out_rows())?,
+        gpu.grid_1d(dx.numel() as u64, 256),
+    )?;
     Ok(dx)
 }
 
@@ -116,26 +236,19 @@ impl Var {
     /// Differentiable causal convolution: `self` `[B, T, S.., C_in]`, `w` `[kt·ks^ns·C_in, C_out]`,
     /// `bias` `[C_out]` → `[B, T', S'.., C_out]`.
     pub fn conv_causal(&self, w: &Var, bias: Option<&Var>, spec: ConvSpec) -> Result<Var> {
-        let g = geometry(self.tensor(), &spec)?;
-        let rows = spec.weight_rows(g.c, g.ns);
-        if w.shape().len() != 2 || w.shape()[0] != rows {
-            return Err(Error::shape(
-                "conv_causal",
-                w.shape(),
-                &[rows, 0],
-                format!("weights must be [kt·ks^ns·C_in = {rows}, C_out]"),
-            ));
-        }
-        let c_out = w.shape()[1];
-        let x_shape = self.shape().to_vec();
-        let col = self
-            .tape()
-            .record(im2col(self.tensor(), &spec)?, &[self], move |d| Ok(vec![Some(col2im(d, &x_shape, &spec)?)]))?;
-        let y = col.matmul(w, bias, false, false)?;
-        let mut out = vec![g.b, g.to];
-        out.extend(&g.o[..g.ns]);
-        out.push(c_out);
-        y.reshape(&out)
+        let y = conv_causal(self.tensor(), w.tensor(), bias.map(|b| b.tensor()), &spec)?;
+        let (x, wt) = (self.tensor().clone(), w.tensor().clone());
+        let has_bias = bias.is_some();
+        let mut inputs = vec![self, w];
+        inputs.extend(bias);
+        self.tape().record(y, &inputs, move |dy| {
+            let (dx, dw, db) = conv_causal_backward(&x, &wt, has_bias, dy, &spec, None)?;
+            let mut out = vec![Some(dx), Some(dw)];
+            if has_bias {
+                out.push(db);
+            }
+            Ok(out)
+        })
     }
 
     /// Depth to space: `[B, T, X, r·C]` → `[B, T, r·X, C]` (1D) or `[B, T, H, W, r²·C]` →
