@@ -42,22 +42,22 @@ fn pad() -> u32 {
     return (p.ks - 1u) / 2u;
 }
 
+// One invocation per (output row, tap): the index arithmetic (slow integer division on CPU
+// adapters) is done once and the C channels are copied in a row.
 @compute @workgroup_size(256)
 fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
     let i = id(wg, nwg, li);
-    let kcols = p.kt * p.ks * ks1() * p.c;
-    if (i >= p.rows * kcols) {
+    let taps = p.kt * p.ks * ks1();
+    if (i >= p.rows * taps) {
         return;
     }
-    let row = p.row0 + i / kcols;
-    var col = i % kcols;
-    let c = col % p.c;
-    col = col / p.c;
-    let d1 = col % ks1();
-    col = col / ks1();
-    let d0 = col % p.ks;
-    let dt = col / p.ks;
+    let row = p.row0 + i / taps;
+    var tap = i % taps;
+    let d1 = tap % ks1();
+    tap = tap / ks1();
+    let d0 = tap % p.ks;
+    let dt = tap / p.ks;
     let x1o = row % p.o1;
     let x0o = (row / p.o1) % p.o0;
     let to = (row / (p.o1 * p.o0)) % p.to;
@@ -69,27 +69,34 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (p.ns == 2u) {
         x1 = i32(x1o * p.ss + d1) - i32(pad());
     }
-    var v = 0.0;
+    let out = i * p.c;
     if (ti >= 0 && x0 >= 0 && x0 < i32(p.s0) && x1 >= 0 && x1 < i32(p.s1)) {
-        v = src[(((bi * p.t + u32(ti)) * p.s0 + u32(x0)) * p.s1 + u32(x1)) * p.c + c];
+        let base = (((bi * p.t + u32(ti)) * p.s0 + u32(x0)) * p.s1 + u32(x1)) * p.c;
+        for (var c = 0u; c < p.c; c++) {
+            dst[out + c] = src[base + c];
+        }
+    } else {
+        for (var c = 0u; c < p.c; c++) {
+            dst[out + c] = 0.0;
+        }
     }
-    dst[i] = v;
 }
 
+// One invocation per input position (b, t, s..): for every tap that reads it from an output row
+// of this chunk, add that row's C channels.
 @compute @workgroup_size(256)
 fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
     let i = id(wg, nwg, li);
-    if (i >= p.b * p.t * p.s0 * p.s1 * p.c) {
+    if (i >= p.b * p.t * p.s0 * p.s1) {
         return;
     }
-    let c = i % p.c;
-    let x1 = (i / p.c) % p.s1;
-    let x0 = (i / (p.c * p.s1)) % p.s0;
-    let ti = (i / (p.c * p.s1 * p.s0)) % p.t;
-    let bi = i / (p.c * p.s1 * p.s0 * p.t);
+    let x1 = i % p.s1;
+    let x0 = (i / p.s1) % p.s0;
+    let ti = (i / (p.s1 * p.s0)) % p.t;
+    let bi = i / (p.s1 * p.s0 * p.t);
     let kcols = p.kt * p.ks * ks1() * p.c;
-    var acc = 0.0;
+    let base = i * p.c;
     for (var dt = 0u; dt < p.kt; dt++) {
         let num_t = ti + p.kt - 1u - dt;   // = t'·st
         if (num_t % p.st != 0u || num_t / p.st >= p.to) {
@@ -115,10 +122,11 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
                 if (row < p.row0 || row >= p.row0 + p.rows) {
                     continue;
                 }
-                let col = ((dt * p.ks + d0) * ks1() + d1) * p.c + c;
-                acc += src[(row - p.row0) * kcols + col];
+                let src_base = (row - p.row0) * kcols + ((dt * p.ks + d0) * ks1() + d1) * p.c;
+                for (var c = 0u; c < p.c; c++) {
+                    dst[base + c] = dst[base + c] + src[src_base + c];
+                }
             }
         }
     }
-    dst[i] = dst[i] + acc;
 }

@@ -108,7 +108,8 @@ impl Geometry {
 /// Output rows per chunk so that a chunk's im2col matrix of `cols` columns stays under
 /// `CHUNK_BYTES`.
 fn default_rows(cols: usize) -> usize {
-    (CHUNK_BYTES / (4 * cols.max(1))).max(1)
+    // a multiple of 64 keeps the chunks' products on the fast matmul paths
+    ((CHUNK_BYTES / (4 * cols.max(1))) / 64 * 64).max(64)
 }
 
 /// The im2col matrix of output rows `row0 .. row0 + rows`: `[rows, kt·ks^ns·C]`.
@@ -123,7 +124,7 @@ fn im2col_rows(x: &Tensor, g: &Geometry, spec: &ConvSpec, row0: usize, rows: usi
         &[],
         &[(0, x), (1, &col)],
         &imm(g, spec, row0, rows)?,
-        gpu.grid_1d((rows * cols) as u64, 256),
+        gpu.grid_1d((rows * (cols / g.c.max(1))) as u64, 256),
     )?;
     Ok(col)
 }
@@ -206,7 +207,7 @@ pub fn conv_causal_backward(
             &[],
             &[(0, &dcol), (1, &dx)],
             &imm(&g, spec, r0, n)?,
-            gpu.grid_1d(dx.numel() as u64, 256),
+            gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
         )?;
     }
     let dw = dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?;
@@ -227,7 +228,7 @@ pub fn col2im(dcol: &Tensor, x_shape: &[usize], spec: &ConvSpec) -> Result<Tenso
         &[],
         &[(0, dcol), (1, &dx)],
         &imm(&g, spec, 0, g.out_rows())?,
-        gpu.grid_1d(dx.numel() as u64, 256),
+        gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
     )?;
     Ok(dx)
 }

@@ -101,7 +101,50 @@ fn batch_rc(op: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
 /// `trans_b`), `bias` is `[N]`. Batch dimensions must be equal, or one side has batch 1 (or
 /// none) and is shared. The result is `[batch dims.., M, N]`.
 pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    if let Some(c) = narrow_output_swapped(a, b, bias, trans_a, trans_b)? {
+        return Ok(c);
+    }
     matmul_with(a, b, bias, trans_a, trans_b, None)
+}
+
+/// On 8-lane-subgroup adapters a product with few output columns (N < 32) wastes most lanes
+/// of the subgroup kernel, whose workgroup covers 64 columns. Computing Cᵀ = op(B)ᵀ·op(A)ᵀ
+/// (M columns) and transposing back is faster there (`None`: not worth it or not applicable).
+fn narrow_output_swapped(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Option<Tensor>> {
+    let gpu = a.gpu();
+    if gpu.subgroup_size() != Some(8)
+        || a.rank() < 2
+        || b.rank() < 2
+        || a.dtype() != DType::F32
+        || b.dtype() != DType::F32
+    {
+        return Ok(None);
+    }
+    let (ar, ac) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
+    let (br, bc) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let n = if trans_b { br } else { bc };
+    let worth = n < 32 && m >= 128 && m % 4 == 0 && k % 4 == 0 && k == if trans_b { bc } else { br };
+    if !worth {
+        return Ok(None);
+    }
+    let ct = matmul_with(b, a, None, !trans_b, !trans_a, None)?;
+    let c = super::transpose(&ct, ct.rank() - 2, ct.rank() - 1)?;
+    Ok(Some(match bias {
+        None => c,
+        Some(bias) => {
+            if bias.shape() != [n] {
+                return Err(Error::shape("matmul", bias.shape(), &[n], "bias must be [N]"));
+            }
+            super::add(&c, bias)?
+        }
+    }))
 }
 
 /// `matmul` with an explicit kernel (`None` = [`MatmulKernel::auto`]).
