@@ -198,3 +198,25 @@ fn shape_errors_name_both_shapes() {
     let e = ops::matmul(&a, &b2, Some(&bad_bias), false, false).unwrap_err().to_string();
     assert!(e.contains("bias"), "{e}");
 }
+
+#[test]
+fn narrow_products_take_the_transposed_path_correctly() {
+    // N < 32 with M ≥ 128: computed as a transposed wide product on 8-lane-subgroup adapters
+    let g = gpu();
+    for ta in [false, true] {
+        for tb in [false, true] {
+            check(&g, 1, 132, 12, 20, ta, tb, true, None);
+            check(&g, 2, 256, 4, 8, ta, tb, false, None);
+        }
+    }
+    // a shared weight on a batched input, as in a linear layer with few outputs
+    let (bt, m, k, n) = (3, 128, 16, 6);
+    let da = rand_vec(bt * m * k, 5, -1.0, 1.0);
+    let db = rand_vec(k * n, 6, -1.0, 1.0);
+    let a = Tensor::from_slice(&g, &da, &[bt, m, k]).unwrap();
+    let b = Tensor::from_slice(&g, &db, &[k, n]).unwrap();
+    let c = ops::matmul(&a, &b, None, false, false).unwrap();
+    assert_eq!(c.shape(), &[bt, m, n]);
+    let want = cpu_matmul(&da, &db, None, bt, false, true, m, n, k, false, false);
+    assert_close("narrow shared b", &c.to_vec().unwrap(), &want, 1e-5, 1e-5);
+}
