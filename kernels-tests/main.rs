@@ -27,3 +27,4 @@ mod tape;
 mod tensor;
 mod train;
 mod unary;
+mod vae_blocks;

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod block;
+pub mod conv;
 pub mod embedding;
 pub mod linear;
 pub mod mlp;
@@ -10,6 +11,7 @@ pub mod norm;
 
 pub use attention::MultiHeadAttention;
 pub use block::TransformerBlock;
+pub use conv::{CausalConv, Down, GcGate, ResBlock, Up, nerf_encoding};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::SwiGluMlp;
