@@ -27,4 +27,5 @@ mod tape;
 mod tensor;
 mod train;
 mod unary;
+mod vae;
 mod vae_blocks;

@@ -120,3 +120,137 @@ pub fn inspect(path: &Path) -> enma::Result<()> {
     }
     Ok(())
 }
+
+pub fn require_vae(stage: &str) -> enma::Result<()> {
+    if stage != "vae" {
+        return Err(enma::Error::invalid("--stage", format!("stage `{stage}` is not available yet; `vae` is")));
+    }
+    Ok(())
+}
+
+/// (dataset, max width, default steps, default batch) of a `<dataset>-<size>` preset.
+fn vae_preset(preset: &str) -> enma::Result<(enma::data::generate::PdeName, usize, u64, usize)> {
+    let (name, size) = preset.rsplit_once('-').ok_or_else(|| {
+        enma::Error::invalid("--preset", format!("`{preset}` is not <dataset>-<size> (e.g. advection-tiny)"))
+    })?;
+    let dataset = enma::data::generate::PdeName::parse(name)?;
+    let size = enma::data::generate::Preset::parse(size)?;
+    let batch = if dataset.is_2d() { 8 } else { 32 };
+    Ok(match size {
+        enma::data::generate::Preset::Tiny => (dataset, 64, 1200, batch),
+        enma::data::generate::Preset::Small => (dataset, 128, 20_000, batch),
+        enma::data::generate::Preset::Paper => (dataset, 256, 100_000, if dataset.is_2d() { 8 } else { 64 }),
+    })
+}
+
+fn load_split(data: &Path, dataset: enma::data::generate::PdeName, split: Split) -> enma::Result<hdf5::Trajectories> {
+    let path = data.join(format!("{}_{}.h5", dataset.name(), split.name()));
+    let l = hdf5::read(&path)?;
+    l.splits
+        .into_values()
+        .next()
+        .map(|(_, t)| t)
+        .ok_or_else(|| enma::Error::invalid("data", format!("{} holds no split", path.display())))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train_vae(
+    gpu: &enma::Gpu,
+    preset: &str,
+    data: &Path,
+    out: &Path,
+    steps: Option<u64>,
+    batch: Option<usize>,
+    seed: u64,
+    quiet: bool,
+) -> enma::Result<()> {
+    use enma::data::dataset::Normalization;
+    use std::io::Write;
+    let (dataset, max_width, default_steps, default_batch) = vae_preset(preset)?;
+    let mut train = load_split(data, dataset, Split::Train)?;
+    let norm = Normalization::fit(&train);
+    norm.apply(&mut train)?;
+    let config = enma::model::VaeConfig::for_dataset(dataset, max_width);
+    let mut store = enma::ParamStore::new(gpu, seed);
+    let vae = enma::model::Vae::new(&mut store, config.clone())?;
+    let tcfg = enma::train::VaeTrainConfig {
+        steps: steps.unwrap_or(default_steps),
+        batch: batch.unwrap_or(default_batch),
+        seed,
+        ..Default::default()
+    };
+    std::fs::create_dir_all(out).map_err(|e| enma::Error::Io { path: out.display().to_string(), source: e })?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = std::fs::File::create(&metrics_path)
+        .map_err(|e| enma::Error::Io { path: metrics_path.display().to_string(), source: e })?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(tcfg.steps) };
+    bar.set_style(
+        ProgressStyle::with_template("vae [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let t0 = Instant::now();
+    let mut last = f32::NAN;
+    enma::train::train_vae(gpu, &vae, &store, &train, &tcfg, |log| {
+        last = log.loss;
+        bar.set_position(log.step + 1);
+        bar.set_message(format!("loss {:.4e}", log.loss));
+        let _ = writeln!(
+            metrics,
+            "{}",
+            serde_json::json!({"step": log.step, "loss": log.loss, "lr": log.lr, "seconds": t0.elapsed().as_secs_f64()})
+        );
+    })?;
+    bar.finish_and_clear();
+    let meta = serde_json::json!({
+        "stage": "vae", "preset": preset, "dataset": dataset.name(), "config": config,
+        "normalization": norm, "train": tcfg, "seconds": t0.elapsed().as_secs_f64(), "final_loss": last,
+    });
+    enma::checkpoint::save(out, &store, &meta)?;
+    println!(
+        "trained {} steps in {:.1} s, final loss {last:.4e}; checkpoint in {}",
+        tcfg.steps,
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, json: bool) -> enma::Result<()> {
+    use enma::data::dataset::Normalization;
+    let meta_path = run.join("meta.json");
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&meta_path).map_err(|e| enma::Error::Io { path: meta_path.display().to_string(), source: e })?,
+    )
+    .map_err(|e| enma::Error::invalid("eval", format!("{}: {e}", meta_path.display())))?;
+    let bad = |k: &str| enma::Error::invalid("eval", format!("{}: missing or invalid `{k}`", meta_path.display()));
+    let config: enma::model::VaeConfig = serde_json::from_value(meta["config"].clone()).map_err(|_| bad("config"))?;
+    let norm: Normalization =
+        serde_json::from_value(meta["normalization"].clone()).map_err(|_| bad("normalization"))?;
+    let dataset = enma::data::generate::PdeName::parse(meta["dataset"].as_str().ok_or_else(|| bad("dataset"))?)?;
+    let mut store = enma::ParamStore::new(gpu, 0);
+    let vae = enma::model::Vae::new(&mut store, config)?;
+    enma::checkpoint::load(run, &store)?;
+    let mut results = serde_json::Map::new();
+    for split in [Split::InD, Split::OutD] {
+        let truth = load_split(data, dataset, split)?;
+        let mut input = truth.clone();
+        norm.apply(&mut input)?;
+        let mut rec = input.clone();
+        rec.data = enma::train::reconstruct(gpu, &vae, &store, &input, 16)?;
+        norm.invert(&mut rec)?;
+        let rel = enma::metrics::relative_l2(&rec.data, &truth.data, truth.stride());
+        results.insert(format!("{}_rel_l2", split.name()), serde_json::json!(rel));
+        if !json {
+            println!(
+                "{:>5} ({} trajectories): reconstruction relative L2 {rel:.4e} (π = 100 %)",
+                split.name(),
+                truth.n()
+            );
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(results));
+    }
+    Ok(())
+}

@@ -23,12 +23,16 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod autodiff;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod metrics;
+pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod train;
 
 pub use autodiff::{Gradients, Init, Param, ParamStore, Tape, Var};
 pub use error::{Error, Result};

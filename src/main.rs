@@ -58,6 +58,41 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Train a stage of ENMA (stage 1: `--stage vae`).
+    Train {
+        /// `<dataset>-<size>`, e.g. advection-tiny.
+        #[arg(long)]
+        preset: String,
+        #[arg(long, default_value = "vae")]
+        stage: String,
+        /// Folder with `<dataset>_train.h5` (from `enma generate`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Run folder for the checkpoint and metrics (default runs/<preset>-<stage>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        steps: Option<u64>,
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Evaluate a trained stage on the In-D and Out-D test files.
+    Eval {
+        #[arg(long, default_value = "vae")]
+        stage: String,
+        /// The run folder written by `enma train`.
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the layout, shapes, parameter ranges and value statistics of an HDF5 file.
     Inspect { file: PathBuf },
     /// Join shard files of one split (from `enma generate --shard`) into one file.
@@ -93,6 +128,17 @@ fn run(cli: Cli) -> enma::Result<()> {
             cli::generate(&cfg, &out, shard, &splits, yes, quiet)?;
         }
         Command::Inspect { file } => cli::inspect(&file)?,
+        Command::Train { preset, stage, data, out, steps, batch, seed, quiet } => {
+            cli::require_vae(&stage)?;
+            let gpu = Gpu::new(options)?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{preset}-{stage}")));
+            cli::train_vae(&gpu, &preset, &data, &out, steps, batch, seed, quiet)?;
+        }
+        Command::Eval { stage, run, data, json } => {
+            cli::require_vae(&stage)?;
+            let gpu = Gpu::new(options)?;
+            cli::eval_vae(&gpu, &run, &data, json)?;
+        }
         Command::Merge { out, shards } => {
             enma::data::generate::merge(&shards, &out)?;
             println!("merged {} shards into {}", shards.len(), out.display());
