@@ -257,6 +257,37 @@ fn bench_conv(
     })
 }
 
+/// One VAE training step (forward, backward, AdamW, loss read back) of the advection-tiny
+/// model on a batch of `b` trajectories of 20 × 128, or its forward alone.
+fn bench_vae_step(gpu: &Gpu, b: usize, max_width: usize, backward: bool) -> Result<Row> {
+    use enma::data::generate::PdeName;
+    use enma::model::{Vae, VaeConfig};
+    let mut store = ParamStore::new(gpu, 1);
+    let vae = Vae::new(&mut store, VaeConfig::for_dataset(PdeName::Advection, max_width))?;
+    let mut opt = AdamW::new(&store, AdamWConfig::default())?;
+    let x = Tensor::from_slice(gpu, &rand(b * 20 * 128, 20), &[b, 20, 128, 1])?;
+    let (d, method, per_iter) = measure_with(gpu, true, || {
+        let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
+        let xv = tape.constant(x.clone());
+        let out = vae.forward(&tape, &store, &xv, None)?;
+        let loss = enma::ops::loss::relative_l2(&out.recon, &xv, 1e-12)?;
+        if backward {
+            let grads = loss.backward()?;
+            opt.step(&store, &grads, 1e-4)?;
+        }
+        loss.to_vec().map(drop)
+    })?;
+    Ok(Row {
+        kernel: format!("VAE advection-tiny {}", if backward { "train step" } else { "forward" }),
+        shape: format!("b{b} 20x128 w{max_width}"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::PerSecond(1.0 / d.as_secs_f64()),
+        method,
+        per_iter: Some(per_iter),
+    })
+}
+
 /// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
 fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
     let mut store = ParamStore::new(gpu, 1);
@@ -406,6 +437,10 @@ fn run() -> Result<()> {
             // vorticity: 31 frames, 64 × 64, 16 channels (batch 1: one sample of the batch of 8)
             rows.push(bench_conv(&gpu, "vorticity", &[1, 31, 64, 64, 16], 16, 3, 3, backward)?);
         }
+    }
+    if keep("vae") {
+        rows.push(bench_vae_step(&gpu, 32, 64, false)?);
+        rows.push(bench_vae_step(&gpu, 32, 64, true)?);
     }
     if keep("train") {
         rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);

@@ -200,6 +200,17 @@ fn shape_errors_name_both_shapes() {
 }
 
 #[test]
+fn ragged_inner_dimensions_take_the_padded_path_correctly() {
+    // K % 4 != 0 with a large operand: padded along K on 8-lane-subgroup adapters
+    let g = gpu();
+    for ta in [false, true] {
+        for tb in [false, true] {
+            check(&g, 1, 1100, 16, 49, ta, tb, true, None);
+        }
+    }
+}
+
+#[test]
 fn narrow_products_take_the_transposed_path_correctly() {
     // N < 32 with M ≥ 128: computed as a transposed wide product on 8-lane-subgroup adapters
     let g = gpu();

@@ -101,10 +101,44 @@ fn batch_rc(op: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
 /// `trans_b`), `bias` is `[N]`. Batch dimensions must be equal, or one side has batch 1 (or
 /// none) and is shared. The result is `[batch dims.., M, N]`.
 pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    if let Some((a, b)) = pad_inner_dimension(a, b, trans_a, trans_b)? {
+        return matmul(&a, &b, bias, trans_a, trans_b);
+    }
     if let Some(c) = narrow_output_swapped(a, b, bias, trans_a, trans_b)? {
         return Ok(c);
     }
     matmul_with(a, b, bias, trans_a, trans_b, None)
+}
+
+/// On 8-lane-subgroup adapters the fast kernel needs K % 4 == 0; for large products with a
+/// ragged K (an im2col matrix of 7 × 7 taps on one channel: K = 49), zero-padding both operands
+/// along K costs one copy each and is far cheaper than the general kernel's scalar path.
+fn pad_inner_dimension(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Option<(Tensor, Tensor)>> {
+    let gpu = a.gpu();
+    if gpu.subgroup_size() != Some(8)
+        || a.rank() < 2
+        || b.rank() < 2
+        || a.dtype() != DType::F32
+        || b.dtype() != DType::F32
+    {
+        return Ok(None);
+    }
+    let (ra, rb) = (a.rank(), b.rank());
+    let k_axis_a = if trans_a { ra - 2 } else { ra - 1 };
+    let k_axis_b = if trans_b { rb - 1 } else { rb - 2 };
+    let k = a.shape()[k_axis_a];
+    if k.is_multiple_of(4) || k != b.shape()[k_axis_b] || a.numel() / k.max(1) < 1024 {
+        return Ok(None);
+    }
+    let pad = 4 - k % 4;
+    let zeros_like = |t: &Tensor, axis: usize| -> Result<Tensor> {
+        let mut s = t.shape().to_vec();
+        s[axis] = pad;
+        Tensor::zeros(gpu, &s, DType::F32)
+    };
+    let ap = super::concat(&[a, &zeros_like(a, k_axis_a)?], k_axis_a)?;
+    let bp = super::concat(&[b, &zeros_like(b, k_axis_b)?], k_axis_b)?;
+    Ok(Some((ap, bp)))
 }
 
 /// On 8-lane-subgroup adapters a product with few output columns (N < 32) wastes most lanes
