@@ -8,27 +8,7 @@ use crate::common::{broadcast_index, check_grads, gpu, rand_vec, unary_ref};
 #[test]
 fn unary_backward_matches_finite_differences() {
     let g = gpu();
-    let ops = [
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-        UnaryOp::Rsqrt,
-        UnaryOp::Recip,
-        UnaryOp::Square,
-        UnaryOp::Sigmoid,
-        UnaryOp::Tanh,
-        UnaryOp::Relu,
-        UnaryOp::Silu,
-        UnaryOp::Gelu,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Affine { alpha: 1.5, beta: -0.5 },
-        UnaryOp::LeakyRelu { slope: 0.1 },
-        UnaryOp::Elu { alpha: 1.0 },
-        UnaryOp::Clamp { min: -0.5, max: 0.5 },
-    ];
+    let ops = crate::common::all_unary_ops();
     for shape in [vec![4, 8], vec![3, 7, 5]] {
         let n: usize = shape.iter().product();
         for op in ops {
@@ -69,25 +49,12 @@ fn binary_backward_with_broadcasting() {
                     let n: usize = out2.iter().product();
                     (0..n)
                         .map(|lin| {
-                            let mut coord = vec![0; out2.len()];
-                            let mut r = lin;
-                            for d in (0..out2.len()).rev() {
-                                coord[d] = r % out2[d];
-                                r /= out2[d];
-                            }
-                            let (a, b) = (
+                            let coord = crate::common::coords_of(lin, &out2);
+                            crate::common::binary_ref(
+                                op,
                                 x[0][broadcast_index(&sa2, &out2, &coord)],
                                 x[1][broadcast_index(&sb2, &out2, &coord)],
-                            );
-                            match op {
-                                BinaryOp::Add => a + b,
-                                BinaryOp::Sub => a - b,
-                                BinaryOp::Mul => a * b,
-                                BinaryOp::Div => a / b,
-                                BinaryOp::Max => a.max(b),
-                                BinaryOp::Min => a.min(b),
-                                BinaryOp::Pow => a.powf(b),
-                            }
+                            )
                         })
                         .collect()
                 },
@@ -162,16 +129,6 @@ fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// Multi-index of flat position `lin` in `shape`.
-fn coords(mut lin: usize, shape: &[usize]) -> Vec<usize> {
-    let mut c = vec![0; shape.len()];
-    for d in (0..shape.len()).rev() {
-        c[d] = lin % shape[d];
-        lin /= shape[d];
-    }
-    c
-}
-
 #[test]
 fn layout_ops_backward() {
     let g = gpu();
@@ -213,7 +170,7 @@ fn layout_ops_backward() {
                 let st = strides(&sh);
                 (0..out_shape.iter().product::<usize>())
                     .map(|lin| {
-                        let mut c = coords(lin, &out_shape);
+                        let mut c = crate::common::coords_of(lin, &out_shape);
                         c[1] += 1;
                         x[0][c.iter().zip(&st).map(|(a, b)| a * b).sum::<usize>()]
                     })
@@ -261,7 +218,7 @@ fn layout_ops_backward() {
                 let st = strides(&ss);
                 (0..big.iter().product::<usize>())
                     .map(|lin| {
-                        let c = coords(lin, &big);
+                        let c = crate::common::coords_of(lin, &big);
                         x[0][(0..ss.len()).map(|d| if ss[d] == 1 { 0 } else { c[d + 1] * st[d] }).sum::<usize>()]
                     })
                     .collect()

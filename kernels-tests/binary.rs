@@ -4,15 +4,7 @@ use enma::ops::{self, BinaryOp};
 use crate::common::{assert_close, broadcast_index, gpu, rand_vec};
 
 fn cpu_op(op: BinaryOp, a: f32, b: f32) -> f32 {
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-        BinaryOp::Max => a.max(b),
-        BinaryOp::Min => a.min(b),
-        BinaryOp::Pow => (a as f64).powf(b as f64) as f32,
-    }
+    crate::common::binary_ref(op, a as f64, b as f64) as f32
 }
 
 /// CPU broadcasting reference: walk the output multi-index.
@@ -20,12 +12,7 @@ fn cpu_binary(op: BinaryOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], ou
     let n: usize = out.iter().product();
     (0..n)
         .map(|lin| {
-            let mut coord = vec![0; out.len()];
-            let mut r = lin;
-            for d in (0..out.len()).rev() {
-                coord[d] = r % out[d];
-                r /= out[d];
-            }
+            let coord = crate::common::coords_of(lin, out);
             cpu_op(op, a[broadcast_index(sa, out, &coord)], b[broadcast_index(sb, out, &coord)])
         })
         .collect()

@@ -141,3 +141,52 @@ pub fn broadcast_index(shape: &[usize], out: &[usize], coord: &[usize]) -> usize
     let off = out.len() - shape.len();
     shape.iter().enumerate().fold(0, |i, (d, &s)| i * s + if s == 1 { 0 } else { coord[d + off] })
 }
+
+/// Every unary op, with parameters.
+pub fn all_unary_ops() -> [UnaryOp; 19] {
+    [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Relu,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Affine { alpha: 1.5, beta: -0.5 },
+        UnaryOp::LeakyRelu { slope: 0.1 },
+        UnaryOp::Elu { alpha: 1.0 },
+        UnaryOp::Clamp { min: -0.5, max: 0.5 },
+    ]
+}
+
+/// f64 reference of every binary op.
+pub fn binary_ref(op: enma::ops::BinaryOp, a: f64, b: f64) -> f64 {
+    use enma::ops::BinaryOp;
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => a.max(b),
+        BinaryOp::Min => a.min(b),
+        BinaryOp::Pow => a.powf(b),
+    }
+}
+
+/// Multi-index of flat position `lin` in `shape`.
+pub fn coords_of(mut lin: usize, shape: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        c[d] = lin % shape[d];
+        lin /= shape[d];
+    }
+    c
+}

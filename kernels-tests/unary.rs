@@ -10,27 +10,7 @@ fn cpu(op: UnaryOp, x: f32) -> f32 {
 #[test]
 fn every_unary_op_matches_the_cpu() {
     let g = gpu();
-    let ops_list = [
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-        UnaryOp::Rsqrt,
-        UnaryOp::Recip,
-        UnaryOp::Square,
-        UnaryOp::Sigmoid,
-        UnaryOp::Tanh,
-        UnaryOp::Relu,
-        UnaryOp::Silu,
-        UnaryOp::Gelu,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Affine { alpha: -1.5, beta: 0.25 },
-        UnaryOp::LeakyRelu { slope: 0.01 },
-        UnaryOp::Elu { alpha: 1.0 },
-        UnaryOp::Clamp { min: -0.5, max: 0.75 },
-    ];
+    let ops_list = crate::common::all_unary_ops();
     // 1000 (vec4 path) and 999 (scalar path).
     for n in [1000usize, 999] {
         let mixed = rand_vec(n, 7, -6.0, 6.0);

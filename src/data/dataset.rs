@@ -34,24 +34,22 @@ impl Normalization {
 
     /// (x − mean) / std in place.
     pub fn apply(&self, tr: &mut Trajectories) -> Result<()> {
-        self.check(tr)?;
-        let per: usize = tr.spatial().iter().product();
-        let c = tr.channels();
-        for (i, v) in tr.data.iter_mut().enumerate() {
-            let ch = (i / per) % c;
-            *v = (*v - self.mean[ch]) / self.std[ch];
-        }
-        Ok(())
+        self.map(tr, |v, mean, std| (v - mean) / std)
     }
 
     /// x · std + mean in place.
     pub fn invert(&self, tr: &mut Trajectories) -> Result<()> {
+        self.map(tr, |v, mean, std| v * std + mean)
+    }
+
+    /// Applies `f(value, mean, std)` of each value's channel.
+    fn map(&self, tr: &mut Trajectories, f: impl Fn(f32, f32, f32) -> f32) -> Result<()> {
         self.check(tr)?;
         let per: usize = tr.spatial().iter().product();
         let c = tr.channels();
         for (i, v) in tr.data.iter_mut().enumerate() {
             let ch = (i / per) % c;
-            *v = *v * self.std[ch] + self.mean[ch];
+            *v = f(*v, self.mean[ch], self.std[ch]);
         }
         Ok(())
     }

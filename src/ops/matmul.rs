@@ -110,22 +110,27 @@ pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, tran
     matmul_with(a, b, bias, trans_a, trans_b, None)
 }
 
+/// Whether the operands may be rewritten for the subgroup kernel (8-lane subgroups, f32
+/// matrices).
+fn subgroup_rewrite_applies(a: &Tensor, b: &Tensor) -> bool {
+    a.gpu().subgroup_size() == Some(8)
+        && a.rank() >= 2
+        && b.rank() >= 2
+        && a.dtype() == DType::F32
+        && b.dtype() == DType::F32
+}
+
 /// On 8-lane-subgroup adapters the fast kernel needs K % 4 == 0; for large products with a
 /// ragged K (an im2col matrix of 7 × 7 taps on one channel: K = 49), zero-padding both operands
 /// along K costs one copy each and is far cheaper than the general kernel's scalar path.
 fn pad_inner_dimension(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Option<(Tensor, Tensor)>> {
-    let gpu = a.gpu();
-    if gpu.subgroup_size() != Some(8)
-        || a.rank() < 2
-        || b.rank() < 2
-        || a.dtype() != DType::F32
-        || b.dtype() != DType::F32
-    {
+    if !subgroup_rewrite_applies(a, b) {
         return Ok(None);
     }
     let (ra, rb) = (a.rank(), b.rank());
     let k_axis_a = if trans_a { ra - 2 } else { ra - 1 };
     let k_axis_b = if trans_b { rb - 1 } else { rb - 2 };
+    let gpu = a.gpu();
     let k = a.shape()[k_axis_a];
     if k.is_multiple_of(4) || k != b.shape()[k_axis_b] || a.numel() / k.max(1) < 1024 {
         return Ok(None);
@@ -151,13 +156,7 @@ fn narrow_output_swapped(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<Option<Tensor>> {
-    let gpu = a.gpu();
-    if gpu.subgroup_size() != Some(8)
-        || a.rank() < 2
-        || b.rank() < 2
-        || a.dtype() != DType::F32
-        || b.dtype() != DType::F32
-    {
+    if !subgroup_rewrite_applies(a, b) {
         return Ok(None);
     }
     let (ar, ac) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
