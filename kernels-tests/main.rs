@@ -11,6 +11,7 @@ mod cross_attention;
 mod errors;
 mod fill;
 mod gather;
+mod interp;
 mod loss;
 mod matmul;
 mod norm;

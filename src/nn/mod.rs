@@ -5,14 +5,18 @@ pub mod attention;
 pub mod block;
 pub mod conv;
 pub mod embedding;
+pub mod interp;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
+pub mod physics_attention;
 
 pub use attention::MultiHeadAttention;
 pub use block::TransformerBlock;
 pub use conv::{CausalConv, Down, GcGate, ResBlock, Up, nerf_encoding};
 pub use embedding::Embedding;
+pub use interp::{Interpolation, OutputAttention};
 pub use linear::Linear;
 pub use mlp::SwiGluMlp;
 pub use norm::{LayerNorm, RmsNorm};
+pub use physics_attention::{PhysicsAttention, TransolverBlock};
