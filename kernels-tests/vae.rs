@@ -18,6 +18,7 @@ fn small_config() -> VaeConfig {
         latent_dim: 4,
         blocks: vec![Block::Res, Block::Space, Block::Res, Block::Time],
         kl_weight: 1e-4,
+        interp: None,
     }
 }
 
@@ -92,4 +93,37 @@ fn a_small_vae_learns_to_reconstruct() {
     let (x, shape) = channels_last(&tr, &[0, 1]).unwrap();
     assert_eq!(shape, vec![2, 10, 32, 1]);
     assert_eq!(x.len(), 2 * 10 * 32);
+}
+
+#[test]
+fn with_the_interpolation_module_it_learns_from_random_points() {
+    use enma::model::InterpConfig;
+    use enma::train::reconstruct_points;
+    let g = gpu();
+    let full =
+        generate_split(&GenConfig::new(PdeName::Advection, Preset::Tiny, 6), Split::Train, 0..1, &|| {}).unwrap();
+    let mut tr = enma::data::dataset::subsample(&full, 2, 4).unwrap(); // 10 frames × 32 points
+    tr.shape[0] = 4;
+    tr.data.truncate(4 * tr.stride());
+    tr.env.truncate(4);
+    let norm = enma::data::dataset::Normalization::fit(&tr);
+    norm.apply(&mut tr).unwrap();
+    let mut cfg = small_config();
+    cfg.interp = Some(InterpConfig { grid: vec![32], features: 8, layers: 1, slices: 4, periodic: true });
+    let mut store = ParamStore::new(&g, 4);
+    let vae = Vae::new(&mut store, cfg).unwrap();
+    let mut losses = Vec::new();
+    let tcfg = VaeTrainConfig { steps: 200, batch: 4, lr: 5e-3, lr_floor: 1e-4, seed: 2 };
+    train_vae(&g, &vae, &store, &tr, &tcfg, |l| losses.push(l.loss)).unwrap();
+    let (first, last) = (losses[0], *losses.last().unwrap());
+    let full_rec = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4).unwrap();
+    let half_rec = reconstruct_points(&g, &vae, &store, &tr, 0.5, 1, 4).unwrap();
+    let (r100, r50) = (
+        enma::metrics::relative_l2(&full_rec, &tr.data, tr.stride()),
+        enma::metrics::relative_l2(&half_rec, &tr.data, tr.stride()),
+    );
+    eprintln!("interpolating VAE: loss {first} -> {last}; relative L2 {r100} (100 %), {r50} (50 %)");
+    assert!(last < first / 2.0, "loss {first} -> {last}");
+    assert!(r100 < 0.4 && r50 < 0.5, "relative L2 {r100} / {r50}");
+    assert!(r100 < r50, "all points should reconstruct better than half of them");
 }

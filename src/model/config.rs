@@ -15,6 +15,31 @@ pub enum Block {
     Time,
 }
 
+/// The interpolation module (irregular inputs): grid Ξ, feature width, Physics Attention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterpConfig {
+    /// Points of Ξ per spatial axis (1D 128, 2D 16 × 16).
+    pub grid: Vec<usize>,
+    /// Features per grid point (c_reg: 64 in 1D, 16 in 2D).
+    pub features: usize,
+    /// Physics Attention layers and slices.
+    pub layers: usize,
+    pub slices: usize,
+    /// Minimum-image distances (periodic domains).
+    pub periodic: bool,
+}
+
+impl InterpConfig {
+    /// The paper's module for `spatial_axes` axes.
+    pub fn paper(spatial_axes: usize) -> InterpConfig {
+        if spatial_axes == 1 {
+            InterpConfig { grid: vec![128], features: 64, layers: 2, slices: 16, periodic: true }
+        } else {
+            InterpConfig { grid: vec![16, 16], features: 16, layers: 2, slices: 64, periodic: true }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VaeConfig {
     /// Physical channels.
@@ -30,6 +55,9 @@ pub struct VaeConfig {
     pub blocks: Vec<Block>,
     /// Weight of the KL term (averaged over latent elements).
     pub kl_weight: f32,
+    /// The interpolation module; `None` = the CNN reads the regular grid directly.
+    #[serde(default)]
+    pub interp: Option<InterpConfig>,
 }
 
 impl VaeConfig {
@@ -43,7 +71,16 @@ impl VaeConfig {
             PdeName::GrayScott => (2, 2, 4, vec![Res, Space, Res, Time, Res]),
             PdeName::Wave | PdeName::Vorticity => (1, 2, 8, vec![Res, Space, Res, Time, Res]),
         };
-        VaeConfig { channels, spatial_axes: ns, width: 16, max_width, latent_dim: d, blocks, kl_weight: 1e-4 }
+        VaeConfig {
+            channels,
+            spatial_axes: ns,
+            width: 16,
+            max_width,
+            latent_dim: d,
+            blocks,
+            kl_weight: 1e-4,
+            interp: None,
+        }
     }
 
     /// Width after each block, starting with the input convolution's.
@@ -66,7 +103,21 @@ impl VaeConfig {
         self.blocks.iter().filter(|b| **b == Block::Space).fold(s, |s, _| s.div_ceil(2))
     }
 
+    /// Channels the convolutional part reads and writes (the interpolation features when the
+    /// module is on).
+    pub fn cnn_channels(&self) -> usize {
+        self.interp.as_ref().map(|i| i.features).unwrap_or(self.channels)
+    }
+
     pub fn validate(&self) -> Result<()> {
+        if let Some(i) = &self.interp {
+            if i.grid.len() != self.spatial_axes || i.features == 0 {
+                return Err(Error::invalid(
+                    "VaeConfig",
+                    format!("interpolation grid {:?} for {} spatial axes", i.grid, self.spatial_axes),
+                ));
+            }
+        }
         if !(1..=2).contains(&self.spatial_axes) || self.channels == 0 || self.width == 0 || self.latent_dim == 0 {
             return Err(Error::invalid("VaeConfig", format!("{self:?}: spatial_axes 1 or 2, and non-zero widths")));
         }

@@ -39,7 +39,8 @@ impl Decoder {
                 Block::Time => Layer::Up(Up::time(store, &name, w[i + 1], w[i], ns)?),
             });
         }
-        let conv_out = CausalConv::new(store, "decoder.conv_out", w[0], cfg.channels, ConvSpec::new(7, 7, 1, 1), ns)?;
+        let conv_out =
+            CausalConv::new(store, "decoder.conv_out", w[0], cfg.cnn_channels(), ConvSpec::new(7, 7, 1, 1), ns)?;
         Ok(Decoder { conv_in, layers, conv_out, latent_dim: cfg.latent_dim })
     }
 

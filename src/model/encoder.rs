@@ -30,7 +30,8 @@ impl Encoder {
         cfg.validate()?;
         let ns = cfg.spatial_axes;
         let w = cfg.widths();
-        let conv_in = CausalConv::new(store, "encoder.conv_in", cfg.channels, w[0], ConvSpec::new(7, 7, 1, 1), ns)?;
+        let conv_in =
+            CausalConv::new(store, "encoder.conv_in", cfg.cnn_channels(), w[0], ConvSpec::new(7, 7, 1, 1), ns)?;
         let mut layers = Vec::new();
         for (i, b) in cfg.blocks.iter().enumerate() {
             let name = format!("encoder.block{i}");
@@ -44,7 +45,7 @@ impl Encoder {
         let conv_out =
             CausalConv::new(store, "encoder.conv_out", last, 2 * cfg.latent_dim, ConvSpec::new(7, 7, 1, 1), ns)?;
         let time_blocks = cfg.blocks.iter().filter(|b| **b == Block::Time).count();
-        Ok(Encoder { conv_in, layers, conv_out, time_blocks, channels: cfg.channels, ns })
+        Ok(Encoder { conv_in, layers, conv_out, time_blocks, channels: cfg.cnn_channels(), ns })
     }
 
     /// `x` `[B, T, S.., C]` → (mean, log-variance), each `[B, T', S'.., d]`. With a time block an
