@@ -116,8 +116,10 @@ fn with_the_interpolation_module_it_learns_from_random_points() {
     let tcfg = VaeTrainConfig { steps: 200, batch: 4, lr: 5e-3, lr_floor: 1e-4, seed: 2 };
     train_vae(&g, &vae, &store, &tr, &tcfg, |l| losses.push(l.loss)).unwrap();
     let (first, last) = (losses[0], *losses.last().unwrap());
-    let full_rec = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4).unwrap();
-    let half_rec = reconstruct_points(&g, &vae, &store, &tr, 0.5, 1, 4).unwrap();
+    let full_rec = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4, None).unwrap();
+    let half_rec = reconstruct_points(&g, &vae, &store, &tr, 0.5, 1, 4, None).unwrap();
+    // decoding on a twice finer grid gives values at every fine point
+    assert_eq!(reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4, Some(&[64])).unwrap().len(), 4 * 10 * 64);
     let (r100, r50) = (
         enma::metrics::relative_l2(&full_rec, &tr.data, tr.stride()),
         enma::metrics::relative_l2(&half_rec, &tr.data, tr.stride()),

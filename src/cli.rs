@@ -162,6 +162,7 @@ pub fn train_vae(
     steps: Option<u64>,
     batch: Option<usize>,
     seed: u64,
+    interp: bool,
     quiet: bool,
 ) -> enma::Result<()> {
     use enma::data::dataset::Normalization;
@@ -170,7 +171,10 @@ pub fn train_vae(
     let mut train = load_split(data, dataset, Split::Train)?;
     let norm = Normalization::fit(&train);
     norm.apply(&mut train)?;
-    let config = enma::model::VaeConfig::for_dataset(dataset, max_width);
+    let mut config = enma::model::VaeConfig::for_dataset(dataset, max_width);
+    if interp {
+        config.interp = Some(enma::model::InterpConfig::paper(config.spatial_axes));
+    }
     let mut store = enma::ParamStore::new(gpu, seed);
     let vae = enma::model::Vae::new(&mut store, config.clone())?;
     let tcfg = enma::train::VaeTrainConfig {
@@ -216,7 +220,7 @@ pub fn train_vae(
     Ok(())
 }
 
-pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, json: bool) -> enma::Result<()> {
+pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, fine: Option<&Path>, json: bool) -> enma::Result<()> {
     use enma::data::dataset::Normalization;
     let meta_path = run.join("meta.json");
     let meta: serde_json::Value = serde_json::from_slice(
@@ -232,20 +236,55 @@ pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, json: bool) -> enma::R
     let vae = enma::model::Vae::new(&mut store, config)?;
     enma::checkpoint::load(run, &store)?;
     let mut results = serde_json::Map::new();
+    let mut report = |key: String, text: String, v: f64| {
+        if !json {
+            println!("{text}: reconstruction relative L2 {v:.4e}");
+        }
+        results.insert(key, serde_json::json!(v));
+    };
+    let interp = vae.interp.is_some();
     for split in [Split::InD, Split::OutD] {
         let truth = load_split(data, dataset, split)?;
         let mut input = truth.clone();
         norm.apply(&mut input)?;
-        let mut rec = input.clone();
-        rec.data = enma::train::reconstruct(gpu, &vae, &store, &input, 16)?;
-        norm.invert(&mut rec)?;
-        let rel = enma::metrics::relative_l2(&rec.data, &truth.data, truth.stride());
-        results.insert(format!("{}_rel_l2", split.name()), serde_json::json!(rel));
-        if !json {
-            println!(
-                "{:>5} ({} trajectories): reconstruction relative L2 {rel:.4e} (π = 100 %)",
-                split.name(),
-                truth.n()
+        let ratios: &[f32] = if interp { &[1.0, 0.5, 0.2, 0.1] } else { &[1.0] };
+        for &ratio in ratios {
+            let mut rec = input.clone();
+            rec.data = if interp {
+                enma::train::reconstruct_points(gpu, &vae, &store, &input, ratio, 0, 16, None)?
+            } else {
+                enma::train::reconstruct(gpu, &vae, &store, &input, 16)?
+            };
+            norm.invert(&mut rec)?;
+            let rel = enma::metrics::relative_l2(&rec.data, &truth.data, truth.stride());
+            let pct = (ratio * 100.0).round() as u32;
+            report(
+                format!("{}_rel_l2_{pct}", split.name()),
+                format!("{:>5} ({} trajectories), π = {pct:>3} %", split.name(), truth.n()),
+                rel,
+            );
+        }
+        // super-resolution: the same trajectories on a finer grid (from `enma generate --full`)
+        if let (true, Some(fine_dir)) = (interp, fine) {
+            let fine_truth = load_split(fine_dir, dataset, split)?;
+            let factor_t = fine_truth.frames() / truth.frames().max(1);
+            let target: Vec<usize> = truth.spatial().iter().map(|s| 2 * s).collect();
+            let factor_s = fine_truth.spatial()[0] / target[0].max(1);
+            if factor_t == 0 || factor_s == 0 || fine_truth.n() != truth.n() {
+                return Err(enma::Error::invalid(
+                    "eval",
+                    format!("{}: not a finer version of the test file", fine_dir.display()),
+                ));
+            }
+            let fine2 = enma::data::dataset::subsample(&fine_truth, factor_t, factor_s)?;
+            let mut rec = fine2.clone();
+            rec.data = enma::train::reconstruct_points(gpu, &vae, &store, &input, 1.0, 0, 16, Some(&target))?;
+            norm.invert(&mut rec)?;
+            let rel = enma::metrics::relative_l2(&rec.data, &fine2.data, fine2.stride());
+            report(
+                format!("{}_rel_l2_superres", split.name()),
+                format!("{:>5} 2× finer output grid", split.name()),
+                rel,
             );
         }
     }

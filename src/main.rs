@@ -77,6 +77,9 @@ enum Command {
         batch: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Turn the interpolation module on (irregular inputs: 20–100 % of the points per sample).
+        #[arg(long)]
+        interp: bool,
         #[arg(long)]
         quiet: bool,
     },
@@ -89,6 +92,10 @@ enum Command {
         run: PathBuf,
         #[arg(long)]
         data: PathBuf,
+        /// Folder with the same test files on a finer grid (`enma generate --full`), for the
+        /// super-resolution score of interpolating models.
+        #[arg(long)]
+        fine: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -128,16 +135,16 @@ fn run(cli: Cli) -> enma::Result<()> {
             cli::generate(&cfg, &out, shard, &splits, yes, quiet)?;
         }
         Command::Inspect { file } => cli::inspect(&file)?,
-        Command::Train { preset, stage, data, out, steps, batch, seed, quiet } => {
+        Command::Train { preset, stage, data, out, steps, batch, seed, interp, quiet } => {
             cli::require_vae(&stage)?;
             let gpu = Gpu::new(options)?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{preset}-{stage}")));
-            cli::train_vae(&gpu, &preset, &data, &out, steps, batch, seed, quiet)?;
+            cli::train_vae(&gpu, &preset, &data, &out, steps, batch, seed, interp, quiet)?;
         }
-        Command::Eval { stage, run, data, json } => {
+        Command::Eval { stage, run, data, fine, json } => {
             cli::require_vae(&stage)?;
             let gpu = Gpu::new(options)?;
-            cli::eval_vae(&gpu, &run, &data, json)?;
+            cli::eval_vae(&gpu, &run, &data, fine.as_deref(), json)?;
         }
         Command::Merge { out, shards } => {
             enma::data::generate::merge(&shards, &out)?;

@@ -188,8 +188,10 @@ pub fn reconstruct(gpu: &Gpu, vae: &Vae, store: &ParamStore, data: &Trajectories
     Ok(out)
 }
 
-/// With the interpolation module: reconstructions on the full grid from a random `ratio` of
-/// each trajectory's points (the same draw for a given `seed`), `[N, T, C, S..]`.
+/// With the interpolation module: reconstructions from a random `ratio` of each trajectory's
+/// points (the same draw for a given `seed`), decoded on the data's grid or on `out_grid`
+/// (points per axis; twice as fine for super-resolution): `[N, T, C, S_out..]`.
+#[allow(clippy::too_many_arguments)]
 pub fn reconstruct_points(
     gpu: &Gpu,
     vae: &Vae,
@@ -198,10 +200,14 @@ pub fn reconstruct_points(
     ratio: f32,
     seed: u64,
     batch: usize,
+    out_grid: Option<&[usize]>,
 ) -> Result<Vec<f32>> {
     let (t, c) = (data.frames(), data.channels());
-    let points: usize = data.spatial().iter().product();
-    let mut out = vec![0f32; data.data.len()];
+    let out_grid = out_grid.unwrap_or(data.spatial()).to_vec();
+    let queries = grid_coords(&out_grid);
+    let points: usize = out_grid.iter().product();
+    let stride = t * c * points;
+    let mut out = vec![0f32; data.n() * stride];
     let idx: Vec<usize> = (0..data.n()).collect();
     let mut rng = Philox::new(seed, 0xE7A1);
     for chunk in idx.chunks(batch.max(1)) {
@@ -210,9 +216,9 @@ pub fn reconstruct_points(
         let tape = Tape::no_grad(gpu);
         let values = tape.constant(Tensor::from_slice(gpu, &pts.values, &pts.shape)?);
         let obs = Points { values: &values, coords: &pts.coords, counts: &pts.counts };
-        let r = vae.forward_points(&tape, store, &obs, &pts.queries, None)?.recon.to_vec()?;
+        let r = vae.forward_points(&tape, store, &obs, &queries, None)?.recon.to_vec()?;
         for (k, &i) in chunk.iter().enumerate() {
-            let dst = &mut out[i * data.stride()..(i + 1) * data.stride()];
+            let dst = &mut out[i * stride..(i + 1) * stride];
             for ti in 0..t {
                 for p in 0..points {
                     for ci in 0..c {
