@@ -8,6 +8,14 @@
 // Both work on a chunk of output rows [row0, row0 + rows) so the im2col matrix stays small; the
 // host visits the chunks in order and col2im accumulates into dx.
 
+// Kernel shape and strides are pipeline constants: divisions by them compile to cheap
+// arithmetic (integer division by a runtime value is slow on CPU adapters).
+override KT: u32 = 3u;
+override KS: u32 = 3u;
+override ST: u32 = 1u;
+override SS: u32 = 1u;
+override NS: u32 = 1u;
+
 struct Params {
     b: u32,
     t: u32,
@@ -35,11 +43,11 @@ fn id(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
 }
 
 fn ks1() -> u32 {
-    return select(1u, p.ks, p.ns == 2u);
+    return select(1u, KS, NS == 2u);
 }
 
 fn pad() -> u32 {
-    return (p.ks - 1u) / 2u;
+    return (KS - 1u) / 2u;
 }
 
 // One invocation per (output row, tap): the index arithmetic (slow integer division on CPU
@@ -48,7 +56,7 @@ fn pad() -> u32 {
 fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
     let i = id(wg, nwg, li);
-    let taps = p.kt * p.ks * ks1();
+    let taps = KT * KS * ks1();
     if (i >= p.rows * taps) {
         return;
     }
@@ -56,18 +64,18 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     var tap = i % taps;
     let d1 = tap % ks1();
     tap = tap / ks1();
-    let d0 = tap % p.ks;
-    let dt = tap / p.ks;
+    let d0 = tap % KS;
+    let dt = tap / KS;
     let x1o = row % p.o1;
     let x0o = (row / p.o1) % p.o0;
     let to = (row / (p.o1 * p.o0)) % p.to;
     let bi = row / (p.o1 * p.o0 * p.to);
     // signed input positions
-    let ti = i32(to * p.st + dt) - i32(p.kt - 1u);
-    let x0 = i32(x0o * p.ss + d0) - i32(pad());
+    let ti = i32(to * ST + dt) - i32(KT - 1u);
+    let x0 = i32(x0o * SS + d0) - i32(pad());
     var x1 = 0;
-    if (p.ns == 2u) {
-        x1 = i32(x1o * p.ss + d1) - i32(pad());
+    if (NS == 2u) {
+        x1 = i32(x1o * SS + d1) - i32(pad());
     }
     let out = i * p.c;
     if (ti >= 0 && x0 >= 0 && x0 < i32(p.s0) && x1 >= 0 && x1 < i32(p.s1)) {
@@ -95,34 +103,34 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let x0 = (i / p.s1) % p.s0;
     let ti = (i / (p.s1 * p.s0)) % p.t;
     let bi = i / (p.s1 * p.s0 * p.t);
-    let kcols = p.kt * p.ks * ks1() * p.c;
+    let kcols = KT * KS * ks1() * p.c;
     let base = i * p.c;
-    for (var dt = 0u; dt < p.kt; dt++) {
-        let num_t = ti + p.kt - 1u - dt;   // = t'·st
-        if (num_t % p.st != 0u || num_t / p.st >= p.to) {
+    for (var dt = 0u; dt < KT; dt++) {
+        let num_t = ti + KT - 1u - dt;   // = t'·st
+        if (num_t % ST != 0u || num_t / ST >= p.to) {
             continue;
         }
-        let to = num_t / p.st;
-        for (var d0 = 0u; d0 < p.ks; d0++) {
+        let to = num_t / ST;
+        for (var d0 = 0u; d0 < KS; d0++) {
             let n0 = i32(x0 + pad()) - i32(d0);
-            if (n0 < 0 || u32(n0) % p.ss != 0u || u32(n0) / p.ss >= p.o0) {
+            if (n0 < 0 || u32(n0) % SS != 0u || u32(n0) / SS >= p.o0) {
                 continue;
             }
-            let o0 = u32(n0) / p.ss;
+            let o0 = u32(n0) / SS;
             for (var d1 = 0u; d1 < ks1(); d1++) {
                 var o1 = 0u;
-                if (p.ns == 2u) {
+                if (NS == 2u) {
                     let n1 = i32(x1 + pad()) - i32(d1);
-                    if (n1 < 0 || u32(n1) % p.ss != 0u || u32(n1) / p.ss >= p.o1) {
+                    if (n1 < 0 || u32(n1) % SS != 0u || u32(n1) / SS >= p.o1) {
                         continue;
                     }
-                    o1 = u32(n1) / p.ss;
+                    o1 = u32(n1) / SS;
                 }
                 let row = ((bi * p.to + to) * p.o0 + o0) * p.o1 + o1;
                 if (row < p.row0 || row >= p.row0 + p.rows) {
                     continue;
                 }
-                let src_base = (row - p.row0) * kcols + ((dt * p.ks + d0) * ks1() + d1) * p.c;
+                let src_base = (row - p.row0) * kcols + ((dt * KS + d0) * ks1() + d1) * p.c;
                 for (var c = 0u; c < p.c; c++) {
                     dst[base + c] = dst[base + c] + src[src_base + c];
                 }

@@ -89,6 +89,17 @@ fn imm(g: &Geometry, spec: &ConvSpec, row0: usize, rows: usize) -> Result<Imm> {
         .u(u(rows)?))
 }
 
+/// The pipeline constants of a convolution.
+fn overrides(g: &Geometry, spec: &ConvSpec) -> [(&'static str, f64); 5] {
+    [
+        ("KT", spec.kt as f64),
+        ("KS", spec.ks as f64),
+        ("ST", spec.st as f64),
+        ("SS", spec.ss as f64),
+        ("NS", g.ns as f64),
+    ]
+}
+
 /// Largest im2col chunk, in bytes (the matrix of a chunk of output rows).
 const CHUNK_BYTES: usize = 32 << 20;
 
@@ -121,7 +132,7 @@ fn im2col_rows(x: &Tensor, g: &Geometry, spec: &ConvSpec, row0: usize, rows: usi
         gpu,
         &CONV_CAUSAL,
         "im2col",
-        &[],
+        &overrides(g, spec),
         &[(0, x), (1, &col)],
         &imm(g, spec, row0, rows)?,
         gpu.grid_1d((rows * (cols / g.c.max(1))) as u64, 256),
@@ -194,7 +205,7 @@ pub fn conv_causal_backward(
     for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
         let col = im2col_rows(x, &g, spec, r0, n)?;
         let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
-        let part = super::matmul(&col, &dyc, None, true, false)?;
+        let part = weight_gradient(&col, &dyc)?;
         dw = Some(match dw {
             None => part,
             Some(acc) => super::add(&acc, &part)?,
@@ -204,7 +215,7 @@ pub fn conv_causal_backward(
             gpu,
             &CONV_CAUSAL,
             "col2im",
-            &[],
+            &overrides(&g, spec),
             &[(0, &dcol), (1, &dx)],
             &imm(&g, spec, r0, n)?,
             gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
@@ -213,6 +224,24 @@ pub fn conv_causal_backward(
     let dw = dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?;
     let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
     Ok((dx, dw, db))
+}
+
+/// colᵀ · dy over the rows of a chunk. The product has few outputs (kt·ks^ns·C_in × C_out) and a
+/// long inner dimension (the rows), which leaves most cores idle; splitting the rows into S
+/// groups, multiplying them as a batch and summing the S partial products keeps them busy and
+/// still sums in a fixed order.
+fn weight_gradient(col: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let (rows, k) = (col.shape()[0], col.shape()[1]);
+    let n = dy.shape()[1];
+    let split = [16usize, 8, 4, 2].into_iter().find(|s| rows % s == 0 && rows / s >= 2048);
+    match split {
+        Some(s) if k * n <= 64 * 1024 => {
+            let parts =
+                super::matmul(&col.reshape(&[s, rows / s, k])?, &dy.reshape(&[s, rows / s, n])?, None, true, false)?;
+            super::sum(&parts, 0, false)
+        }
+        _ => super::matmul(col, dy, None, true, false),
+    }
 }
 
 /// The adjoint of [`im2col`]: the gradient of `x` (of shape `x_shape`) from that of the whole
@@ -225,7 +254,7 @@ pub fn col2im(dcol: &Tensor, x_shape: &[usize], spec: &ConvSpec) -> Result<Tenso
         gpu,
         &CONV_CAUSAL,
         "col2im",
-        &[],
+        &overrides(&g, spec),
         &[(0, dcol), (1, &dx)],
         &imm(&g, spec, 0, g.out_rows())?,
         gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
