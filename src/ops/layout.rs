@@ -198,7 +198,7 @@ impl Var {
         self.tape().record(y, &[self], move |g| Ok(vec![Some(sum_to_shape(g, &in_shape)?)]))
     }
 
-    /// Differentiable [`slice`].
+    /// Differentiable [`slice()`].
     pub fn slice(&self, axis: usize, start: usize, end: usize) -> Result<Var> {
         let y = slice(self.tensor(), axis, start, end)?;
         let in_shape = self.shape().to_vec();
@@ -211,7 +211,7 @@ impl Var {
         })
     }
 
-    /// Differentiable [`concat`].
+    /// Differentiable [`concat()`].
     pub fn concat(parts: &[&Var], axis: usize) -> Result<Var> {
         let first = parts.first().ok_or_else(|| Error::invalid("concat", "no tensors to join"))?;
         let tensors: Vec<&Tensor> = parts.iter().map(|v| v.tensor()).collect();
