@@ -17,15 +17,17 @@ const SAMPLES: usize = 10;
 struct Args {
     json: bool,
     sweep: bool,
+    profile: bool,
     filter: Option<String>,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { json: false, sweep: false, filter: None };
+    let mut a = Args { json: false, sweep: false, profile: false, filter: None };
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--json" => a.json = true,
             "--sweep" => a.sweep = true,
+            "--profile" => a.profile = true,
             "--bench" => {}
             s if s.starts_with("--") => {}
             s => a.filter = Some(s.to_string()),
@@ -378,9 +380,48 @@ fn print(rows: &[Row], gpu: &Gpu, json: bool) {
     }
 }
 
+/// GPU time per kernel of one VAE training step (`-- --profile`).
+fn profile_vae_step(gpu: &Gpu) -> Result<()> {
+    use enma::data::generate::PdeName;
+    use enma::model::{Vae, VaeConfig};
+    let mut store = ParamStore::new(gpu, 1);
+    let vae = Vae::new(&mut store, VaeConfig::for_dataset(PdeName::Advection, 64))?;
+    let mut opt = AdamW::new(&store, AdamWConfig::default())?;
+    let x = Tensor::from_slice(gpu, &rand(32 * 20 * 128, 20), &[32, 20, 128, 1])?;
+    let step = |opt: &mut AdamW| -> Result<()> {
+        let tape = Tape::new(gpu);
+        let xv = tape.constant(x.clone());
+        let out = vae.forward(&tape, &store, &xv, None)?;
+        let loss = enma::ops::loss::relative_l2(&out.recon, &xv, 1e-12)?;
+        let grads = loss.backward()?;
+        opt.step(&store, &grads, 1e-4)?;
+        loss.to_vec().map(drop)
+    };
+    step(&mut opt)?; // compile every pipeline first
+    gpu.set_profiling(true)?;
+    step(&mut opt)?;
+    let rows = gpu.profile()?;
+    gpu.set_profiling(false)?;
+    let total: f64 = rows.iter().map(|r| r.total_ms).sum();
+    println!("GPU time per kernel, one VAE advection-tiny training step (batch 32): {total:.1} ms");
+    for r in rows.iter().take(20) {
+        println!(
+            "{:>9.2} ms {:>5.1} % {:>6} dispatches  {}",
+            r.total_ms,
+            100.0 * r.total_ms / total,
+            r.dispatches,
+            r.kernel
+        );
+    }
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let args = parse_args();
     let gpu = Gpu::new(GpuOptions::default())?;
+    if args.profile {
+        return profile_vae_step(&gpu);
+    }
     let keep = |name: &str| args.filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     let mut rows = Vec::new();
     if keep("matmul") {

@@ -79,3 +79,26 @@ fn handles_are_send_and_sync() {
     let v = std::thread::spawn(move || ops::scale(&t, 3.0).unwrap().to_vec().unwrap()).join().unwrap();
     assert_eq!(v, [3.0, 6.0]);
 }
+
+#[test]
+fn profiling_times_every_kernel_without_changing_results() {
+    let g = gpu();
+    let a = Tensor::from_slice(&g, &rand_vec(64 * 64, 5, -1.0, 1.0), &[64, 64]).unwrap();
+    let plain =
+        ops::unary(&ops::matmul(&a, &a, None, false, false).unwrap(), ops::UnaryOp::Tanh).unwrap().to_vec().unwrap();
+    if !g.has_timestamps() {
+        assert!(g.set_profiling(true).is_err());
+        return;
+    }
+    g.set_profiling(true).unwrap();
+    let profiled =
+        ops::unary(&ops::matmul(&a, &a, None, false, false).unwrap(), ops::UnaryOp::Tanh).unwrap().to_vec().unwrap();
+    assert_eq!(plain, profiled);
+    let rows = g.profile().unwrap();
+    assert!(rows.iter().any(|r| r.kernel.starts_with("matmul") && r.dispatches == 1), "{rows:?}");
+    assert!(rows.iter().any(|r| r.kernel == "unary.wgsl::unary_vec4" && r.dispatches == 1), "{rows:?}");
+    assert!(rows.iter().all(|r| r.total_ms >= 0.0));
+    assert!(rows.windows(2).all(|w| w[0].total_ms >= w[1].total_ms), "largest first");
+    g.set_profiling(false).unwrap();
+    assert!(g.profile().unwrap().is_empty());
+}

@@ -35,11 +35,12 @@ pub(crate) struct Recorder {
     pub(crate) serial: u64,
     in_flight: u32,
     pub(crate) stats: RuntimeStats,
+    pub(crate) profiler: Option<super::timing::Profiler>,
 }
 
 impl Recorder {
     pub(crate) fn new() -> Self {
-        Recorder { encoder: None, pass: None, serial: 1, in_flight: 0, stats: RuntimeStats::default() }
+        Recorder { encoder: None, pass: None, serial: 1, in_flight: 0, stats: RuntimeStats::default(), profiler: None }
     }
 
     /// The open command encoder (the compute pass, if any, is ended first).
@@ -130,8 +131,38 @@ impl Gpu {
             })
         })?;
         let mut st = self.state()?;
+        if st.rec.profiler.as_ref().is_some_and(|p| p.pending.len() >= super::timing::PROFILE_CAPACITY) {
+            self.submit_locked(&mut st)?;
+        }
         let serial = st.rec.serial;
-        {
+        if let Some(mut prof) = st.rec.profiler.take() {
+            // profiling: one pass per dispatch, with a timestamp at each end
+            let i = prof.pending.len() as u32;
+            {
+                let enc = st.rec.encoder(&self.inner.device);
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("enma profiled"),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &prof.queries,
+                        beginning_of_pass_write_index: Some(2 * i),
+                        end_of_pass_write_index: Some(2 * i + 1),
+                    }),
+                });
+                pass.set_pipeline(&pipeline.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                if !imm.is_empty() {
+                    pass.set_immediates(0, imm);
+                }
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
+            let label = if std::env::var("ENMA_PROFILE_FULL").is_ok() {
+                pipeline.label.clone()
+            } else {
+                pipeline.label.split('[').next().unwrap_or(&pipeline.label).to_string()
+            };
+            prof.pending.push(label);
+            st.rec.profiler = Some(prof);
+        } else {
             let pass = st.rec.pass(&self.inner.device);
             pass.set_pipeline(&pipeline.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
@@ -154,9 +185,12 @@ impl Gpu {
     /// Submits everything recorded so far (returns the serial of that submission).
     pub(crate) fn submit_locked(&self, st: &mut State) -> Result<u64> {
         st.rec.pass = None;
-        let Some(encoder) = st.rec.encoder.take() else {
+        let Some(mut encoder) = st.rec.encoder.take() else {
             return Ok(st.rec.serial - 1);
         };
+        if let Some(p) = &st.rec.profiler {
+            p.resolve(&mut encoder);
+        }
         let serial = st.rec.serial;
         st.rec.serial += 1;
         st.rec.in_flight = 0;
@@ -169,6 +203,9 @@ impl Gpu {
         queue.on_submitted_work_done(move || {
             done.fetch_max(serial, Ordering::AcqRel);
         });
+        if let Some(p) = &mut st.rec.profiler {
+            p.collect(&self.inner.device, queue.get_timestamp_period() as f64)?;
+        }
         Ok(serial)
     }
 

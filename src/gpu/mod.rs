@@ -14,7 +14,7 @@ pub use encoder::RuntimeStats;
 pub use kernels::{ALL_SHADERS, Shader, capabilities_for, validate_wgsl};
 pub use pool::PoolStats;
 pub use tensor::{DType, Tensor};
-pub use timing::TimingMethod;
+pub use timing::{ProfileEntry, TimingMethod};
 
 /// Workgroups for `n` threads in groups of `wg`, folded into two dimensions when one would
 /// exceed `max_per_dim`. Kernels recover the linear id as

@@ -109,3 +109,128 @@ impl Gpu {
         Ok((out, Duration::from_nanos(ns as u64), TimingMethod::GpuTimestamps))
     }
 }
+
+/// Dispatches timed per submission in profiling mode.
+pub(crate) const PROFILE_CAPACITY: usize = 1024;
+
+/// Per-kernel GPU time, collected when profiling is on (`Gpu::set_profiling`).
+pub(crate) struct Profiler {
+    pub(crate) queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// Kernels recorded in the current submission, in query order.
+    pub(crate) pending: Vec<String>,
+    totals: std::collections::BTreeMap<String, (u64, f64)>,
+}
+
+/// One kernel's share of a profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileEntry {
+    /// `shader::entry` (override constants folded together).
+    pub kernel: String,
+    pub dispatches: u64,
+    pub total_ms: f64,
+}
+
+impl Profiler {
+    fn new(device: &wgpu::Device) -> Profiler {
+        let bytes = (PROFILE_CAPACITY * 16) as u64;
+        Profiler {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("enma profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * PROFILE_CAPACITY as u32,
+            }),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("enma profile resolve"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("enma profile readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            pending: Vec::new(),
+            totals: Default::default(),
+        }
+    }
+
+    /// Records the resolve of this submission's timestamps (before the encoder is finished).
+    pub(crate) fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
+        let n = self.pending.len() as u32;
+        if n > 0 {
+            encoder.resolve_query_set(&self.queries, 0..2 * n, &self.resolve, 0);
+            encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, 16 * n as u64);
+        }
+    }
+
+    /// After the submission: waits for it, reads the timestamps and adds them to the totals.
+    pub(crate) fn collect(&mut self, device: &wgpu::Device, period_ns: f64) -> Result<()> {
+        let n = self.pending.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let (tx, rx) = mpsc::channel();
+        self.readback.map_async(wgpu::MapMode::Read, 0..16 * n as u64, move |r| {
+            let _ = tx.send(r);
+        });
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu { context: "profiling".into(), message: e.to_string() })?;
+        rx.recv()
+            .map_err(|_| Error::Readback("profile map callback never ran".into()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let ticks: Vec<u64> = {
+            let view = self.readback.get_mapped_range(0..16 * n as u64).map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::pod_collect_to_vec(&view[..])
+        };
+        self.readback.unmap();
+        for (i, label) in self.pending.drain(..).enumerate() {
+            let ns = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period_ns;
+            let e = self.totals.entry(label).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += ns;
+        }
+        Ok(())
+    }
+}
+
+impl Gpu {
+    /// Turns per-kernel GPU timing on or off. While on, every dispatch gets its own compute pass
+    /// with timestamps and every submission waits for the GPU: slow, for finding hot kernels.
+    /// Needs the adapter feature `TIMESTAMP_QUERY`.
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        if on && !self.has_timestamps() {
+            return Err(Error::invalid(
+                "set_profiling",
+                format!("the adapter `{}` has no TIMESTAMP_QUERY", self.adapter().name),
+            ));
+        }
+        self.flush()?;
+        let mut st = self.state()?;
+        st.rec.profiler = if on { Some(Profiler::new(&self.inner.device)) } else { None };
+        Ok(())
+    }
+
+    /// GPU time per kernel since profiling was turned on, largest first (waits for the GPU).
+    pub fn profile(&self) -> Result<Vec<ProfileEntry>> {
+        self.sync()?;
+        let st = self.state()?;
+        let mut rows: Vec<ProfileEntry> = st
+            .rec
+            .profiler
+            .as_ref()
+            .map(|p| {
+                p.totals
+                    .iter()
+                    .map(|(k, &(n, ns))| ProfileEntry { kernel: k.clone(), dispatches: n, total_ms: ns / 1e6 })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+        Ok(rows)
+    }
+}

@@ -205,7 +205,7 @@ pub fn conv_causal_backward(
     for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
         let col = im2col_rows(x, &g, spec, r0, n)?;
         let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
-        let part = weight_gradient(&col, &dyc)?;
+        let part = super::matmul(&col, &dyc, None, true, false)?;
         dw = Some(match dw {
             None => part,
             Some(acc) => super::add(&acc, &part)?,
@@ -224,24 +224,6 @@ pub fn conv_causal_backward(
     let dw = dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?;
     let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
     Ok((dx, dw, db))
-}
-
-/// colᵀ · dy over the rows of a chunk. The product has few outputs (kt·ks^ns·C_in × C_out) and a
-/// long inner dimension (the rows), which leaves most cores idle; splitting the rows into S
-/// groups, multiplying them as a batch and summing the S partial products keeps them busy and
-/// still sums in a fixed order.
-fn weight_gradient(col: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let (rows, k) = (col.shape()[0], col.shape()[1]);
-    let n = dy.shape()[1];
-    let split = [16usize, 8, 4, 2].into_iter().find(|s| rows % s == 0 && rows / s >= 2048);
-    match split {
-        Some(s) if k * n <= 64 * 1024 => {
-            let parts =
-                super::matmul(&col.reshape(&[s, rows / s, k])?, &dy.reshape(&[s, rows / s, n])?, None, true, false)?;
-            super::sum(&parts, 0, false)
-        }
-        _ => super::matmul(col, dy, None, true, false),
-    }
 }
 
 /// The adjoint of [`im2col`]: the gradient of `x` (of shape `x_shape`) from that of the whole

@@ -101,6 +101,9 @@ fn batch_rc(op: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
 /// `trans_b`), `bias` is `[N]`. Batch dimensions must be equal, or one side has batch 1 (or
 /// none) and is shared. The result is `[batch dims.., M, N]`.
 pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    if let Some(c) = split_inner_dimension(a, b, bias, trans_a, trans_b)? {
+        return Ok(c);
+    }
     if let Some((a, b)) = pad_inner_dimension(a, b, trans_a, trans_b)? {
         return matmul(&a, &b, bias, trans_a, trans_b);
     }
@@ -108,6 +111,38 @@ pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, tran
         return Ok(c);
     }
     matmul_with(a, b, bias, trans_a, trans_b, None)
+}
+
+/// Aᵀ·B with a long inner dimension and a small result (the weight gradient of a linear or
+/// convolution layer: K = every row of a batch) gives too few workgroups to use the cores.
+/// Splitting K into S blocks, multiplying them as a batch and summing the S partial products
+/// (a fixed order) spreads the work. Both operands must be plain matrices stored `[K, ..]`.
+fn split_inner_dimension(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Option<Tensor>> {
+    if !trans_a
+        || trans_b
+        || a.rank() != 2
+        || b.rank() != 2
+        || bias.is_some()
+        || a.dtype() != DType::F32
+        || b.dtype() != DType::F32
+    {
+        return Ok(None);
+    }
+    let (k, m, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+    if b.shape()[0] != k || m * n > 256 * 256 {
+        return Ok(None);
+    }
+    let Some(s) = [16usize, 8, 4].into_iter().find(|s| k % s == 0 && k / s >= 4096) else {
+        return Ok(None);
+    };
+    let parts = matmul(&a.reshape(&[s, k / s, m])?, &b.reshape(&[s, k / s, n])?, None, true, false)?;
+    Ok(Some(super::sum(&parts, 0, false)?))
 }
 
 /// Whether the operands may be rewritten for the subgroup kernel (8-lane subgroups, f32
@@ -163,7 +198,8 @@ fn narrow_output_swapped(
     let (br, bc) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
     let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
     let n = if trans_b { br } else { bc };
-    let worth = n < 32 && m >= 128 && m % 4 == 0 && k % 4 == 0 && k == if trans_b { bc } else { br };
+    // also when N is ragged: the general kernel is then far slower than a transposed subgroup product
+    let worth = n < 32 && (m >= 128 || n % 4 != 0) && m % 4 == 0 && k % 4 == 0 && k == if trans_b { bc } else { br };
     if !worth {
         return Ok(None);
     }
