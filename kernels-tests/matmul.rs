@@ -231,3 +231,19 @@ fn narrow_products_take_the_transposed_path_correctly() {
     let want = cpu_matmul(&da, &db, None, bt, false, true, m, n, k, false, false);
     assert_close("narrow shared b", &c.to_vec().unwrap(), &want, 1e-5, 1e-5);
 }
+
+#[test]
+fn long_inner_dimensions_split_into_a_batch_correctly() {
+    // Aᵀ·B with K = 16384 rows and a 12 × 3 result (a weight gradient): split into partial products
+    let g = gpu();
+    check(&g, 1, 12, 3, 16384, true, false, false, None);
+    let (k, m, n) = (16384, 20, 8);
+    let da = rand_vec(k * m, 7, -1.0, 1.0);
+    let db = rand_vec(k * n, 8, -1.0, 1.0);
+    let a = Tensor::from_slice(&g, &da, &[k, m]).unwrap();
+    let b = Tensor::from_slice(&g, &db, &[k, n]).unwrap();
+    let c = ops::matmul(&a, &b, None, true, false).unwrap();
+    let want = cpu_matmul(&da, &db, None, 1, false, false, m, n, k, true, false);
+    // 16384-term sums of products in [-1, 1]
+    assert_close("split K", &c.to_vec().unwrap(), &want, 2e-3, 1e-4);
+}
