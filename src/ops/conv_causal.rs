@@ -31,6 +31,11 @@ impl ConvSpec {
         self.kt * self.ks.pow(ns as u32) * c_in
     }
 
+    /// A 1×1×1 kernel with unit strides: the convolution is a plain matmul.
+    pub fn is_pointwise(&self) -> bool {
+        self.kt == 1 && self.ks == 1 && self.st == 1 && self.ss == 1
+    }
+
     /// Output frames for `t` input frames: ⌊(t − 1)/st⌋ + 1.
     pub fn out_frames(&self, t: usize) -> usize {
         if t == 0 { 0 } else { (t - 1) / self.st + 1 }
@@ -174,6 +179,11 @@ pub fn conv_causal_in_chunks(
     let mut out = vec![g.b, g.to];
     out.extend(&g.o[..g.ns]);
     out.push(c_out);
+    if spec.is_pointwise() {
+        // a 1×1×1 convolution is a matmul on the rows as they are: no im2col
+        let x2 = x.reshape(&[g.out_rows(), g.c])?;
+        return super::matmul(&x2, w, bias, false, false)?.reshape(&out);
+    }
     let chunks = g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows)));
     if chunks.len() == 1 {
         let y = super::matmul(&im2col_rows(x, &g, spec, 0, g.out_rows())?, w, bias, false, false)?;
@@ -200,6 +210,13 @@ pub fn conv_causal_backward(
     let (rows, c_out) = (w.shape()[0], w.shape()[1]);
     let dy2 = dy.reshape(&[g.out_rows(), c_out])?;
     let gpu = x.gpu();
+    if spec.is_pointwise() {
+        let x2 = x.reshape(&[g.out_rows(), g.c])?;
+        let dx = super::matmul(&dy2, w, None, false, true)?.reshape(x.shape())?;
+        let dw = super::matmul(&x2, &dy2, None, true, false)?;
+        let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
+        return Ok((dx, dw, db));
+    }
     let dx = Tensor::zeros(gpu, x.shape(), DType::F32)?;
     let mut dw: Option<Tensor> = None;
     for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
