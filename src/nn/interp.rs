@@ -30,6 +30,11 @@ pub fn regular_grid(sides: &[usize]) -> Vec<f32> {
         .collect()
 }
 
+/// The distance slopes of the heads, 1, 2, .., HEADS at init (MODEL.md §2).
+fn slopes_param(store: &mut ParamStore, name: &str) -> Result<Param> {
+    store.add(&format!("{name}.slopes"), &[HEADS], Init::Values((1..=HEADS).map(|h| h as f32).collect()), false)
+}
+
 /// Splits `[B, N, HIDDEN]` into heads `[B, HEADS, N, HIDDEN/HEADS]`.
 fn heads(v: &Var) -> Result<Var> {
     let s = v.shape().to_vec();
@@ -95,12 +100,7 @@ impl Interpolation {
             values: Linear::new(store, &format!("{name}.values"), channels, HIDDEN, true)?,
             queries: Embedding::new(store, &format!("{name}.queries"), m, HIDDEN, 0.02)?,
             xi: store.add(&format!("{name}.xi"), &[1, m, dims], Init::Values(regular_grid(grid)), false)?,
-            slopes: store.add(
-                &format!("{name}.slopes"),
-                &[HEADS],
-                Init::Values((1..=HEADS).map(|h| h as f32).collect()),
-                false,
-            )?,
+            slopes: slopes_param(store, name)?,
             out: Linear::new(store, &format!("{name}.out"), HIDDEN, out_channels, true)?,
             blocks,
             periodic,
@@ -181,12 +181,7 @@ impl OutputAttention {
             queries: Linear::new(store, &format!("{name}.queries"), NERF * dims, HIDDEN, true)?,
             keys: Linear::new(store, &format!("{name}.keys"), in_channels, HIDDEN, true)?,
             values: Linear::new(store, &format!("{name}.values"), in_channels, HIDDEN, true)?,
-            slopes: store.add(
-                &format!("{name}.slopes"),
-                &[HEADS],
-                Init::Values((1..=HEADS).map(|h| h as f32).collect()),
-                false,
-            )?,
+            slopes: slopes_param(store, name)?,
             out: Linear::new(store, &format!("{name}.out"), HIDDEN, channels, true)?,
             periodic,
         })
