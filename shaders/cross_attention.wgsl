@@ -47,29 +47,31 @@ fn id(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
     return (wg.y * nwg.x + wg.x) * 64u + li;
 }
 
-// ξ_i − x_j per coordinate (wrapped to [−½, ½) when PERIODIC) in d, and its norm.
-fn delta(bi: u32, i: u32, j: u32, d: ptr<function, vec3<f32>>) -> f32 {
-    var s = 0.0;
-    for (var c = 0u; c < p.dim; c++) {
-        var e = coords[bi * p.qc_stride + i * p.dim + c] - coords[p.kc_off + bi * p.kc_stride + j * p.dim + c];
-        if (PERIODIC) {
-            e = e - round(e);
-        }
-        (*d)[c] = e;
-        s += e * e;
+fn query_coord(bi: u32, i: u32) -> vec3<f32> {
+    var c = vec3<f32>(0.0);
+    for (var a = 0u; a < p.dim; a++) {
+        c[a] = coords[bi * p.qc_stride + i * p.dim + a];
     }
-    return sqrt(s);
+    return c;
 }
 
-fn score(bh: u32, bi: u32, hi: u32, i: u32, j: u32, d: ptr<function, vec3<f32>>, dist: ptr<function, f32>) -> f32 {
-    var dot = 0.0;
-    let qo = (bh * p.nq + i) * p.dh;
-    let ko = (bh * p.nk + j) * p.dh;
-    for (var e = 0u; e < p.dh; e++) {
-        dot += q[qo + e] * k[ko + e];
+fn key_coord(bi: u32, j: u32) -> vec3<f32> {
+    var c = vec3<f32>(0.0);
+    for (var a = 0u; a < p.dim; a++) {
+        c[a] = coords[p.kc_off + bi * p.kc_stride + j * p.dim + a];
     }
-    *dist = delta(bi, i, j, d);
-    return p.scale * dot - aux[hi] * (*dist);
+    return c;
+}
+
+// ξ − x (wrapped to [−½, ½) per coordinate when PERIODIC) in d; returns its norm. Unused
+// coordinates are zero in both points.
+fn separation(xi: vec3<f32>, x: vec3<f32>, d: ptr<function, vec3<f32>>) -> f32 {
+    var e = xi - x;
+    if (PERIODIC) {
+        e = e - round(e);
+    }
+    *d = e;
+    return length(e);
 }
 
 fn nvalid(bi: u32) -> u32 {
@@ -88,19 +90,28 @@ fn xattn_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let hi = bh % p.h;
     let bi = bh / p.h;
     var acc: array<f32, MAX_DH>;
+    var qi: array<f32, MAX_DH>;
+    for (var e = 0u; e < p.dh; e++) {
+        qi[e] = q[t * p.dh + e] * p.scale;
+    }
+    let xi = query_coord(bi, i);
+    let slope = aux[hi];
+    var d: vec3<f32>;
     var mx = -3.402823466e38;
     var l = 0.0;
-    var d: vec3<f32>;
-    var dist = 0.0;
     for (var j = 0u; j < nvalid(bi); j++) {
-        let s = score(bh, bi, hi, i, j, &d, &dist);
+        let ko = (bh * p.nk + j) * p.dh;
+        var dot = 0.0;
+        for (var e = 0u; e < p.dh; e++) {
+            dot += qi[e] * k[ko + e];
+        }
+        let s = dot - slope * separation(xi, key_coord(bi, j), &d);
         let m_new = max(mx, s);
         let corr = exp(mx - m_new);
         let pj = exp(s - m_new);
         l = l * corr + pj;
-        let vo = (bh * p.nk + j) * p.dh;
         for (var e = 0u; e < p.dh; e++) {
-            acc[e] = acc[e] * corr + pj * v[vo + e];
+            acc[e] = acc[e] * corr + pj * v[ko + e];
         }
         mx = m_new;
     }
@@ -143,26 +154,35 @@ fn xattn_backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let bi = bh / p.h;
     let lse = stats_in[t];
     let big_d = stats_in[n + t];
+    var qi: array<f32, MAX_DH>;
+    var gi: array<f32, MAX_DH>;
+    for (var e = 0u; e < p.dh; e++) {
+        qi[e] = q[t * p.dh + e] * p.scale;
+        gi[e] = dout[t * p.dh + e];
+    }
+    let xi = query_coord(bi, i);
+    let slope = aux[hi];
     var dq: array<f32, MAX_DH>;
     var dm = 0.0;
     var dxi = vec3<f32>(0.0);
-    var d: vec3<f32>;
-    var dist = 0.0;
     for (var j = 0u; j < nvalid(bi); j++) {
-        let s = score(bh, bi, hi, i, j, &d, &dist);
-        let pij = exp(s - lse);
-        let vo = (bh * p.nk + j) * p.dh;
+        let ko = (bh * p.nk + j) * p.dh;
+        var dot = 0.0;
         var dp = 0.0;
         for (var e = 0u; e < p.dh; e++) {
-            dp += dout[t * p.dh + e] * v[vo + e];
+            dot += qi[e] * k[ko + e];
+            dp += gi[e] * v[ko + e];
         }
+        var d: vec3<f32>;
+        let dist = separation(xi, key_coord(bi, j), &d);
+        let pij = exp(dot - slope * dist - lse);
         let ds = pij * (dp - big_d);
         for (var e = 0u; e < p.dh; e++) {
-            dq[e] += ds * p.scale * k[vo + e];
+            dq[e] += ds * p.scale * k[ko + e];
         }
         dm -= ds * dist;
         if (dist > 0.0) {
-            dxi -= ds * aux[hi] * d / dist;
+            dxi -= ds * slope * d / dist;
         }
     }
     for (var e = 0u; e < p.dh; e++) {
@@ -190,27 +210,35 @@ fn xattn_backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let n = p.b * p.h * p.nq;
     var dk: array<f32, MAX_DH>;
     var dv: array<f32, MAX_DH>;
+    var kj: array<f32, MAX_DH>;
+    var vj: array<f32, MAX_DH>;
     var dxj = vec3<f32>(0.0);
-    var d: vec3<f32>;
-    var dist = 0.0;
     if (j < nvalid(bi)) {
         let vo = t * p.dh;
+        for (var e = 0u; e < p.dh; e++) {
+            kj[e] = k[vo + e] * p.scale;
+            vj[e] = v[vo + e];
+        }
+        let xj = key_coord(bi, j);
+        let slope = aux[hi];
         for (var i = 0u; i < p.nq; i++) {
             let qt = bh * p.nq + i;
-            let s = score(bh, bi, hi, i, j, &d, &dist);
-            let pij = exp(s - stats_in[qt]);
+            var dot = 0.0;
             var dp = 0.0;
             for (var e = 0u; e < p.dh; e++) {
-                let g = dout[qt * p.dh + e];
-                dv[e] += pij * g;
-                dp += g * v[vo + e];
+                dot += q[qt * p.dh + e] * kj[e];
+                dp += dout[qt * p.dh + e] * vj[e];
             }
+            var d: vec3<f32>;
+            let dist = separation(query_coord(bi, i), xj, &d);
+            let pij = exp(dot - slope * dist - stats_in[qt]);
             let ds = pij * (dp - stats_in[n + qt]);
             for (var e = 0u; e < p.dh; e++) {
+                dv[e] += pij * dout[qt * p.dh + e];
                 dk[e] += ds * p.scale * q[qt * p.dh + e];
             }
             if (dist > 0.0) {
-                dxj += ds * aux[hi] * d / dist;
+                dxj += ds * slope * d / dist;
             }
         }
     }
