@@ -163,6 +163,22 @@ pub fn sample_points(
     Ok((PointBatch { values, shape: vec![b, t, nmax, c], coords, counts, queries: grid }, vec![b, t, q, c]))
 }
 
+/// Writes a channels-last batch `r` `[B, T, P, C]` of trajectories `idx` into `out`, laid out
+/// `[N, T, C, P]` (the inverse of [`channels_last`]).
+fn scatter_trajectories(r: &[f32], idx: &[usize], out: &mut [f32], t: usize, c: usize, points: usize) {
+    let stride = t * c * points;
+    for (k, &i) in idx.iter().enumerate() {
+        let dst = &mut out[i * stride..(i + 1) * stride];
+        for ti in 0..t {
+            for p in 0..points {
+                for ci in 0..c {
+                    dst[(ti * c + ci) * points + p] = r[((k * t + ti) * points + p) * c + ci];
+                }
+            }
+        }
+    }
+}
+
 /// Reconstructions (posterior mean) of every trajectory, `[N, T, C, S..]` like the input.
 pub fn reconstruct(gpu: &Gpu, vae: &Vae, store: &ParamStore, data: &Trajectories, batch: usize) -> Result<Vec<f32>> {
     let (t, c) = (data.frames(), data.channels());
@@ -174,16 +190,7 @@ pub fn reconstruct(gpu: &Gpu, vae: &Vae, store: &ParamStore, data: &Trajectories
         let tape = Tape::no_grad(gpu);
         let r =
             vae.forward(&tape, store, &tape.constant(Tensor::from_slice(gpu, &x, &shape)?), None)?.recon.to_vec()?;
-        for (k, &i) in chunk.iter().enumerate() {
-            let dst = &mut out[i * data.stride()..(i + 1) * data.stride()];
-            for ti in 0..t {
-                for p in 0..points {
-                    for ci in 0..c {
-                        dst[(ti * c + ci) * points + p] = r[((k * t + ti) * points + p) * c + ci];
-                    }
-                }
-            }
-        }
+        scatter_trajectories(&r, chunk, &mut out, t, c, points);
     }
     Ok(out)
 }
@@ -217,16 +224,7 @@ pub fn reconstruct_points(
         let values = tape.constant(Tensor::from_slice(gpu, &pts.values, &pts.shape)?);
         let obs = Points { values: &values, coords: &pts.coords, counts: &pts.counts };
         let r = vae.forward_points(&tape, store, &obs, &queries, None)?.recon.to_vec()?;
-        for (k, &i) in chunk.iter().enumerate() {
-            let dst = &mut out[i * stride..(i + 1) * stride];
-            for ti in 0..t {
-                for p in 0..points {
-                    for ci in 0..c {
-                        dst[(ti * c + ci) * points + p] = r[((k * t + ti) * points + p) * c + ci];
-                    }
-                }
-            }
-        }
+        scatter_trajectories(&r, chunk, &mut out, t, c, points);
     }
     Ok(out)
 }

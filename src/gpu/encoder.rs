@@ -155,12 +155,7 @@ impl Gpu {
                 }
                 pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             }
-            let label = if std::env::var("ENMA_PROFILE_FULL").is_ok() {
-                pipeline.label.clone()
-            } else {
-                pipeline.label.split('[').next().unwrap_or(&pipeline.label).to_string()
-            };
-            prof.pending.push(label);
+            prof.push(&pipeline.label);
             st.rec.profiler = Some(prof);
         } else {
             let pass = st.rec.pass(&self.inner.device);

@@ -121,6 +121,8 @@ pub(crate) struct Profiler {
     /// Kernels recorded in the current submission, in query order.
     pub(crate) pending: Vec<String>,
     totals: std::collections::BTreeMap<String, (u64, f64)>,
+    /// Keep the override constants in kernel names (`ENMA_PROFILE_FULL`, read once).
+    full_labels: bool,
 }
 
 /// One kernel's share of a profile.
@@ -155,7 +157,14 @@ impl Profiler {
             }),
             pending: Vec::new(),
             totals: Default::default(),
+            full_labels: std::env::var("ENMA_PROFILE_FULL").is_ok(),
         }
+    }
+
+    /// Notes the next timed dispatch of the pipeline labelled `label`.
+    pub(crate) fn push(&mut self, label: &str) {
+        let name = if self.full_labels { label } else { label.split('[').next().unwrap_or(label) };
+        self.pending.push(name.to_string());
     }
 
     /// Records the resolve of this submission's timestamps (before the encoder is finished).

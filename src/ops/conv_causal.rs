@@ -145,12 +145,6 @@ fn im2col_rows(x: &Tensor, g: &Geometry, spec: &ConvSpec, row0: usize, rows: usi
     Ok(col)
 }
 
-/// The whole im2col matrix `[B·T'·S'.., kt·ks^ns·C]` of `x` (for small inputs and tests).
-pub fn im2col(x: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
-    let g = geometry(x, spec)?;
-    im2col_rows(x, &g, spec, 0, g.out_rows())
-}
-
 /// Forward convolution on tensors: `x` `[B, T, S.., C_in]`, `w` `[kt·ks^ns·C_in, C_out]`.
 /// The im2col matrix is built and multiplied in chunks of at most 32 MiB.
 pub fn conv_causal(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
@@ -241,24 +235,6 @@ pub fn conv_causal_backward(
     let dw = dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?;
     let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
     Ok((dx, dw, db))
-}
-
-/// The adjoint of [`im2col`]: the gradient of `x` (of shape `x_shape`) from that of the whole
-/// matrix.
-pub fn col2im(dcol: &Tensor, x_shape: &[usize], spec: &ConvSpec) -> Result<Tensor> {
-    let dx = Tensor::zeros(dcol.gpu(), x_shape, DType::F32)?;
-    let g = geometry(&dx, spec)?;
-    let gpu = dcol.gpu();
-    launch(
-        gpu,
-        &CONV_CAUSAL,
-        "col2im",
-        &overrides(&g, spec),
-        &[(0, dcol), (1, &dx)],
-        &imm(&g, spec, 0, g.out_rows())?,
-        gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
-    )?;
-    Ok(dx)
 }
 
 impl Var {
