@@ -220,7 +220,9 @@ fn bench_cross_attention(
     })
 }
 
-/// Causal convolution `[B, T, S.., C_in] → C_out` with kernel (kt, ks), strides 1.
+/// Causal convolution `[B, T, S.., C_in] → C_out` with kernel (kt, ks), strides 1, computed
+/// with `conv` (direct kernels or im2col + matmul).
+#[allow(clippy::too_many_arguments)]
 fn bench_conv(
     gpu: &Gpu,
     label: &str,
@@ -228,9 +230,10 @@ fn bench_conv(
     c_out: usize,
     kt: usize,
     ks: usize,
+    conv: enma::ops::conv_causal::ConvMethod,
     backward: bool,
 ) -> Result<Row> {
-    use enma::ops::conv_causal::ConvSpec;
+    use enma::ops::conv_causal::{ConvSpec, conv_causal_backward, conv_causal_with};
     let spec = ConvSpec::new(kt, ks, 1, 1);
     let ns = shape.len() - 3;
     let c_in = shape[shape.len() - 1];
@@ -239,17 +242,20 @@ fn bench_conv(
     let x = Tensor::from_slice(gpu, &rand(n, 18), shape)?;
     let w = Tensor::from_slice(gpu, &rand(rows * c_out, 19), &[rows, c_out])?;
     let (d, method, per_iter) = measure_with(gpu, false, || {
-        let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
-        let y = tape.leaf(x.clone()).conv_causal(&tape.leaf(w.clone()), None, spec)?;
+        let y = conv_causal_with(&x, &w, None, &spec, conv)?;
         if backward {
-            y.sum_all()?.backward()?;
+            conv_causal_backward(&x, &w, false, &y, &spec, conv)?;
         }
         Ok(())
     })?;
     let positions = n / c_in;
     let flops = 2.0 * (positions * rows * c_out) as f64 * if backward { 3.0 } else { 1.0 };
     Ok(Row {
-        kernel: format!("conv {label} k{kt}x{ks}{}", if backward { " fwd+bwd" } else { " fwd" }),
+        kernel: format!(
+            "conv {label} k{kt}x{ks} {}{}",
+            if conv == enma::ops::conv_causal::ConvMethod::Direct { "direct" } else { "im2col" },
+            if backward { " fwd+bwd" } else { " fwd" }
+        ),
         shape: format!("{shape:?}->{c_out}"),
         dtype: "f32",
         median_ms: d.as_secs_f64() * 1e3,
@@ -472,11 +478,17 @@ fn run() -> Result<()> {
         }
     }
     if keep("conv") {
+        use enma::ops::conv_causal::ConvMethod::{Direct, Im2col};
+        let im2col = Im2col { chunk_rows: None };
         for backward in [false, true] {
-            // advection-tiny: batch 32, 21 frames, 128 points, 16 channels (first res block)
-            rows.push(bench_conv(&gpu, "advection-tiny", &[32, 21, 128, 16], 16, 3, 3, backward)?);
+            for conv in [im2col, Direct] {
+                // advection-tiny: batch 32, 21 frames, 128 points, 16 channels (first res block)
+                rows.push(bench_conv(&gpu, "advection-tiny", &[32, 21, 128, 16], 16, 3, 3, conv, backward)?);
+                // its decoder's output convolution to one channel
+                rows.push(bench_conv(&gpu, "advection-tiny out", &[32, 20, 128, 16], 1, 7, 7, conv, backward)?);
+            }
             // vorticity: 31 frames, 64 × 64, 16 channels (batch 1: one sample of the batch of 8)
-            rows.push(bench_conv(&gpu, "vorticity", &[1, 31, 64, 64, 16], 16, 3, 3, backward)?);
+            rows.push(bench_conv(&gpu, "vorticity", &[1, 31, 64, 64, 16], 16, 3, 3, im2col, backward)?);
         }
     }
     if keep("vae") {

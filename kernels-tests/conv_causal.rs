@@ -60,6 +60,8 @@ fn causal_convolutions_forward_and_backward() {
         (vec![2, 3, 5, 3], 4, ConvSpec::new(1, 1, 1, 1)),
         (vec![1, 4, 5, 6, 2], 2, ConvSpec::new(3, 3, 2, 2)),
         (vec![1, 3, 4, 4, 1], 3, ConvSpec::new(3, 3, 1, 2)),
+        // more than 8 channels on both sides: the im2col path
+        (vec![1, 3, 5, 9], 10, ConvSpec::new(3, 3, 2, 1)),
     ];
     for (shape, co, sp) in cases {
         let ns = shape.len() - 3;
@@ -83,26 +85,45 @@ fn causal_convolutions_forward_and_backward() {
 }
 
 #[test]
-fn chunked_im2col_gives_the_same_numbers() {
-    use enma::ops::conv_causal::{conv_causal_backward, conv_causal_in_chunks};
+fn direct_and_im2col_methods_agree_with_the_reference() {
+    use enma::ops::conv_causal::{ConvMethod, conv_causal_backward, conv_causal_with};
     let g = gpu();
-    let sp = ConvSpec::new(3, 3, 2, 1);
-    let shape = [2, 7, 5, 6, 3];
-    let n: usize = shape.iter().product();
-    let rows = sp.weight_rows(3, 2);
-    let x = Tensor::from_slice(&g, &rand_vec(n, 1, -1.0, 1.0), &shape).unwrap();
-    let w = Tensor::from_slice(&g, &rand_vec(rows * 4, 2, -1.0, 1.0), &[rows, 4]).unwrap();
-    let b = Tensor::from_slice(&g, &rand_vec(4, 3, -1.0, 1.0), &[4]).unwrap();
-    let whole = conv_causal_in_chunks(&x, &w, Some(&b), &sp, None).unwrap();
-    let parts = conv_causal_in_chunks(&x, &w, Some(&b), &sp, Some(7)).unwrap();
-    assert_eq!(whole.shape(), parts.shape());
-    crate::common::assert_close("chunked forward", &parts.to_vec().unwrap(), &whole.to_vec().unwrap(), 1e-6, 1e-6);
-    let dy = Tensor::from_slice(&g, &rand_vec(whole.numel(), 4, -1.0, 1.0), whole.shape()).unwrap();
-    let (dx1, dw1, db1) = conv_causal_backward(&x, &w, true, &dy, &sp, None).unwrap();
-    let (dx2, dw2, db2) = conv_causal_backward(&x, &w, true, &dy, &sp, Some(7)).unwrap();
-    crate::common::assert_close("chunked dx", &dx2.to_vec().unwrap(), &dx1.to_vec().unwrap(), 1e-5, 1e-5);
-    crate::common::assert_close("chunked dw", &dw2.to_vec().unwrap(), &dw1.to_vec().unwrap(), 1e-4, 1e-5);
-    assert_eq!(db1.unwrap().to_vec().unwrap(), db2.unwrap().to_vec().unwrap());
+    let methods =
+        [ConvMethod::Direct, ConvMethod::Im2col { chunk_rows: None }, ConvMethod::Im2col { chunk_rows: Some(7) }];
+    // channel counts that are and are not multiples of 4 on both sides
+    let cases: Vec<(Vec<usize>, usize, ConvSpec)> = vec![
+        (vec![2, 7, 5, 6, 3], 4, ConvSpec::new(3, 3, 2, 1)),
+        (vec![2, 5, 9, 6], 5, ConvSpec::new(3, 3, 1, 2)),
+        (vec![1, 4, 8, 1], 1, ConvSpec::new(7, 7, 1, 1)),
+        (vec![2, 3, 6, 12], 9, ConvSpec::new(3, 3, 1, 1)),
+    ];
+    for (k, (shape, co, sp)) in cases.into_iter().enumerate() {
+        let ns = shape.len() - 3;
+        let rows = sp.weight_rows(shape[shape.len() - 1], ns);
+        let n: usize = shape.iter().product();
+        let (xv, wv, bv) =
+            (rand_vec(n, 1 + k as u64, -1.0, 1.0), rand_vec(rows * co, 2, -1.0, 1.0), rand_vec(co, 3, -1.0, 1.0));
+        let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
+        let want: Vec<f32> =
+            reference(&f64s(&xv), &f64s(&wv), &f64s(&bv), &shape, co, sp).iter().map(|&a| a as f32).collect();
+        let x = Tensor::from_slice(&g, &xv, &shape).unwrap();
+        let w = Tensor::from_slice(&g, &wv, &[rows, co]).unwrap();
+        let b = Tensor::from_slice(&g, &bv, &[co]).unwrap();
+        let mut grads: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = Vec::new();
+        for m in methods {
+            let y = conv_causal_with(&x, &w, Some(&b), &sp, m).unwrap();
+            crate::common::assert_close(&format!("{shape:?} {m:?} forward"), &y.to_vec().unwrap(), &want, 1e-5, 1e-5);
+            let dy = Tensor::from_slice(&g, &rand_vec(y.numel(), 4, -1.0, 1.0), y.shape()).unwrap();
+            let (dx, dw, db) = conv_causal_backward(&x, &w, true, &dy, &sp, m).unwrap();
+            grads.push((dx.to_vec().unwrap(), dw.to_vec().unwrap(), db.unwrap().to_vec().unwrap()));
+        }
+        // the direct gradients are checked against finite differences in the test above
+        for (m, gr) in methods.iter().zip(&grads).skip(1) {
+            crate::common::assert_close(&format!("{shape:?} {m:?} dx"), &gr.0, &grads[0].0, 1e-5, 1e-5);
+            crate::common::assert_close(&format!("{shape:?} {m:?} dw"), &gr.1, &grads[0].1, 1e-4, 1e-5);
+            assert_eq!(gr.2, grads[0].2);
+        }
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Causal space-time convolution (`shaders/conv_causal.wgsl`): im2col, then the matmul kernels;
-//! backward through col2im (the adjoint gather) and the matmul backward. Data are channels-last
+//! Causal space-time convolution (`shaders/conv_causal.wgsl`): im2col, then the matmul kernels,
+//! backward through col2im (the adjoint gather) and the matmul backward; or, for layers with
+//! few channels, direct kernels for the forward, dx and dw (see [`ConvMethod`]). Data are channels-last
 //! `[B, T, S.., C]` with one or two spatial axes; weights `[kt·ks^ns·C_in, C_out]`.
 
 use super::{Imm, launch};
@@ -105,6 +106,112 @@ fn overrides(g: &Geometry, spec: &ConvSpec) -> [(&'static str, f64); 5] {
     ]
 }
 
+/// How a convolution is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvMethod {
+    /// Direct when the output has fewer than 4 channels (the im2col products would be too thin
+    /// to use the matmul tiles), im2col otherwise. On lavapipe the direct kernels lose to im2col
+    /// everywhere else (`cargo bench --bench kernels -- conv`). `ENMA_CONV=direct|im2col`
+    /// forces one (for benchmarks).
+    Auto,
+    /// The im2col matrix, built and multiplied on the matmul kernels in chunks of at most
+    /// `chunk_rows` output rows (`None`: 32 MiB of matrix).
+    Im2col { chunk_rows: Option<usize> },
+    /// Direct kernels: no im2col matrix.
+    Direct,
+}
+
+impl ConvMethod {
+    fn resolve(self, c_out: usize) -> ConvMethod {
+        if self != ConvMethod::Auto {
+            return self;
+        }
+        match std::env::var("ENMA_CONV").as_deref() {
+            Ok("direct") => ConvMethod::Direct,
+            Ok("im2col") => ConvMethod::Im2col { chunk_rows: None },
+            _ if c_out < 4 => ConvMethod::Direct,
+            _ => ConvMethod::Im2col { chunk_rows: None },
+        }
+    }
+}
+
+fn direct_imm(g: &Geometry, c_out: usize, frames_per_split: usize) -> Result<Imm> {
+    let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("conv_causal", "sizes too large"));
+    Ok(Imm::default()
+        .u(u(g.b)?)
+        .u(u(g.t)?)
+        .u(u(g.s[0])?)
+        .u(u(g.s[1])?)
+        .u(u(g.c)?)
+        .u(u(c_out)?)
+        .u(u(g.to)?)
+        .u(u(g.o[0])?)
+        .u(u(g.o[1])?)
+        .u(u(frames_per_split.max(1))?)
+        .u(0)
+        .u(0))
+}
+
+/// Direct forward convolution (see [`conv_causal`]).
+fn direct_forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
+    let c_out = w.shape()[1];
+    let mut shape = vec![g.b, g.to];
+    shape.extend(&g.o[..g.ns]);
+    shape.push(c_out);
+    let y = Tensor::empty(x.gpu(), &shape, DType::F32)?;
+    let ov = overrides(g, spec);
+    let mut consts = ov.to_vec();
+    consts.push(("HAS_BIAS", bias.is_some() as u32 as f64));
+    let gpu = x.gpu();
+    launch(
+        gpu,
+        &CONV_CAUSAL,
+        "conv_fwd",
+        &consts,
+        &[(0, x), (1, &y), (2, w), (3, bias.unwrap_or(w))],
+        &direct_imm(g, c_out, 1)?,
+        gpu.grid_1d((g.out_rows() * c_out.div_ceil(4)) as u64, 64),
+    )?;
+    Ok(y)
+}
+
+/// Direct gradients (dx, dw) of a convolution.
+fn direct_backward(x: &Tensor, w: &Tensor, dy: &Tensor, g: &Geometry, spec: &ConvSpec) -> Result<(Tensor, Tensor)> {
+    let gpu = x.gpu();
+    let (rows, c_out) = (w.shape()[0], w.shape()[1]);
+    let ov = overrides(g, spec);
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    launch(
+        gpu,
+        &CONV_CAUSAL,
+        "conv_dx",
+        &ov,
+        &[(0, dy), (1, &dx), (2, w)],
+        &direct_imm(g, c_out, 1)?,
+        gpu.grid_1d((x.numel() / g.c.max(1) * g.c.div_ceil(4)) as u64, 64),
+    )?;
+    // dw sums over every output frame; split the frames so that enough invocations run (a
+    // CPU adapter needs a few per core, a GPU tens of thousands), then add the partial sums
+    let frames = g.b * g.to;
+    let lanes = rows * c_out.div_ceil(4);
+    let want: usize = if gpu.is_cpu() { 256 } else { 65536 };
+    let splits = want.div_ceil(lanes).clamp(1, frames.max(1));
+    let per = frames.div_ceil(splits).max(1);
+    let splits = frames.div_ceil(per).max(1);
+    let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
+    launch(
+        gpu,
+        &CONV_CAUSAL,
+        "conv_dw",
+        &ov,
+        &[(0, x), (1, &part), (2, dy)],
+        &direct_imm(g, c_out, per)?,
+        gpu.grid_1d((splits * lanes) as u64, 64),
+    )?;
+    let dw = if splits == 1 { part.reshape(&[rows, c_out])? } else { super::sum(&part, 0, false)? };
+    Ok((dx, dw))
+}
+
 /// Largest im2col chunk, in bytes (the matrix of a chunk of output rows).
 const CHUNK_BYTES: usize = 32 << 20;
 
@@ -145,19 +252,19 @@ fn im2col_rows(x: &Tensor, g: &Geometry, spec: &ConvSpec, row0: usize, rows: usi
     Ok(col)
 }
 
-/// Forward convolution on tensors: `x` `[B, T, S.., C_in]`, `w` `[kt·ks^ns·C_in, C_out]`.
-/// The im2col matrix is built and multiplied in chunks of at most 32 MiB.
+/// Forward convolution on tensors: `x` `[B, T, S.., C_in]`, `w` `[kt·ks^ns·C_in, C_out]`,
+/// computed the [`ConvMethod::Auto`] way.
 pub fn conv_causal(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
-    conv_causal_in_chunks(x, w, bias, spec, None)
+    conv_causal_with(x, w, bias, spec, ConvMethod::Auto)
 }
 
-/// [`conv_causal`] with at most `chunk_rows` output rows per im2col chunk (`None`: 32 MiB).
-pub fn conv_causal_in_chunks(
+/// [`conv_causal`] computed with `method`.
+pub fn conv_causal_with(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     spec: &ConvSpec,
-    chunk_rows: Option<usize>,
+    method: ConvMethod,
 ) -> Result<Tensor> {
     let g = geometry(x, spec)?;
     let rows = spec.weight_rows(g.c, g.ns);
@@ -178,6 +285,11 @@ pub fn conv_causal_in_chunks(
         let x2 = x.reshape(&[g.out_rows(), g.c])?;
         return super::matmul(&x2, w, bias, false, false)?.reshape(&out);
     }
+    let chunk_rows = match method.resolve(c_out) {
+        ConvMethod::Direct => return direct_forward(x, w, bias, &g, spec),
+        ConvMethod::Im2col { chunk_rows } => chunk_rows,
+        ConvMethod::Auto => unreachable!("resolved"),
+    };
     let chunks = g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows)));
     if chunks.len() == 1 {
         let y = super::matmul(&im2col_rows(x, &g, spec, 0, g.out_rows())?, w, bias, false, false)?;
@@ -190,15 +302,14 @@ pub fn conv_causal_in_chunks(
     super::concat(&parts.iter().collect::<Vec<_>>(), 0)?.reshape(&out)
 }
 
-/// Gradients of [`conv_causal`]: (dx, dw, dbias), in chunks of at most `chunk_rows` output
-/// rows (`None`: 32 MiB of im2col matrix).
+/// Gradients of [`conv_causal`]: (dx, dw, dbias), computed with `method`.
 pub fn conv_causal_backward(
     x: &Tensor,
     w: &Tensor,
     has_bias: bool,
     dy: &Tensor,
     spec: &ConvSpec,
-    chunk_rows: Option<usize>,
+    method: ConvMethod,
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     let g = geometry(x, spec)?;
     let (rows, c_out) = (w.shape()[0], w.shape()[1]);
@@ -211,6 +322,15 @@ pub fn conv_causal_backward(
         let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
         return Ok((dx, dw, db));
     }
+    let chunk_rows = match method.resolve(c_out) {
+        ConvMethod::Direct => {
+            let (dx, dw) = direct_backward(x, w, &dy2, &g, spec)?;
+            let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
+            return Ok((dx, dw, db));
+        }
+        ConvMethod::Im2col { chunk_rows } => chunk_rows,
+        ConvMethod::Auto => unreachable!("resolved"),
+    };
     let dx = Tensor::zeros(gpu, x.shape(), DType::F32)?;
     let mut dw: Option<Tensor> = None;
     for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
@@ -247,7 +367,7 @@ impl Var {
         let mut inputs = vec![self, w];
         inputs.extend(bias);
         self.tape().record(y, &inputs, move |dy| {
-            let (dx, dw, db) = conv_causal_backward(&x, &wt, has_bias, dy, &spec, None)?;
+            let (dx, dw, db) = conv_causal_backward(&x, &wt, has_bias, dy, &spec, ConvMethod::Auto)?;
             let mut out = vec![Some(dx), Some(dw)];
             if has_bias {
                 out.push(db);
