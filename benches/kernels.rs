@@ -149,21 +149,31 @@ fn bench_rms_norm(gpu: &Gpu, rows: usize, c: usize) -> Result<Row> {
 }
 
 /// Plain softmax attention softmax(q·kᵀ/√d)·v over [batch·heads, tokens, head dim].
-fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, backward: bool) -> Result<Row> {
+/// Self-attention over [batch, heads, tokens, head dim]: the flash kernel (`flash`) or the
+/// plain path (score matrix, softmax, two matmuls).
+fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, flash: bool, backward: bool) -> Result<Row> {
+    use enma::ops::flash_attention::AttentionOptions;
     let n = b * h * t * hd;
     let (q, k, v) = (
-        Tensor::from_slice(gpu, &rand(n, 8), &[b * h, t, hd])?,
-        Tensor::from_slice(gpu, &rand(n, 9), &[b * h, t, hd])?,
-        Tensor::from_slice(gpu, &rand(n, 10), &[b * h, t, hd])?,
+        Tensor::from_slice(gpu, &rand(n, 8), &[b, h, t, hd])?,
+        Tensor::from_slice(gpu, &rand(n, 9), &[b, h, t, hd])?,
+        Tensor::from_slice(gpu, &rand(n, 10), &[b, h, t, hd])?,
     );
+    let opts = AttentionOptions::new(hd);
     let (d, method, per_iter) = measure_with(gpu, false, || {
         let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
         let (qv, kv, vv) = (tape.leaf(q.clone()), tape.leaf(k.clone()), tape.leaf(v.clone()));
-        let o = qv
-            .matmul(&kv, None, false, true)?
-            .scale(1.0 / (hd as f32).sqrt())?
-            .softmax()?
-            .matmul(&vv, None, false, false)?;
+        let o = if flash {
+            qv.flash_attention(&kv, &vv, &opts)?
+        } else {
+            let flat = |x: &enma::Var| x.reshape(&[b * h, t, hd]);
+            flat(&qv)?.matmul(&flat(&kv)?, None, false, true)?.scale(opts.scale)?.softmax()?.matmul(
+                &flat(&vv)?,
+                None,
+                false,
+                false,
+            )?
+        };
         if backward {
             o.sum_all()?.backward()?;
         }
@@ -171,7 +181,11 @@ fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, backward:
     })?;
     let flops = 4.0 * (b * h) as f64 * (t * t * hd) as f64 * if backward { 3.0 } else { 1.0 };
     Ok(Row {
-        kernel: if backward { "attention fwd+bwd".into() } else { "attention fwd".into() },
+        kernel: format!(
+            "attention {}{}",
+            if flash { "flash" } else { "plain" },
+            if backward { " fwd+bwd" } else { " fwd" }
+        ),
         shape: format!("b{b} h{h} t{t} d{hd}"),
         dtype: "f32",
         median_ms: d.as_secs_f64() * 1e3,
@@ -468,8 +482,17 @@ fn run() -> Result<()> {
         rows.push(bench_rms_norm(&gpu, 16 * 176, 64)?);
     }
     if keep("attention") {
-        rows.push(bench_attention(&gpu, 16, 4, 176, 16, false)?);
-        rows.push(bench_attention(&gpu, 16, 4, 176, 16, true)?);
+        for backward in [false, true] {
+            for flash in [false, true] {
+                rows.push(bench_attention(&gpu, 16, 4, 176, 16, flash, backward)?);
+                // the plain path's 64 × 1024 × 1024 score matrix may exceed the binding limit
+                match bench_attention(&gpu, 8, 8, 1024, 64, flash, backward) {
+                    Ok(r) => rows.push(r),
+                    Err(e) if !flash => println!("attention plain b8 h8 t1024 d64: skipped ({e})"),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
     if keep("cross") {
         for backward in [false, true] {

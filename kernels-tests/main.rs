@@ -10,6 +10,7 @@ mod conv_causal;
 mod cross_attention;
 mod errors;
 mod fill;
+mod flash_attention;
 mod gather;
 mod interp;
 mod loss;

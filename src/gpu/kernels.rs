@@ -45,6 +45,7 @@ pub const GATHER: Shader = shader!("gather");
 pub const POSENC: Shader = shader!("posenc");
 pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
+pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
 pub const ALL_SHADERS: &[Shader] = &[
@@ -66,6 +67,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     POSENC,
     CROSS_ATTENTION,
     CONV_CAUSAL,
+    FLASH_ATTENTION,
 ];
 
 /// The naga capabilities a device with `features` offers.

@@ -1,9 +1,10 @@
-//! Multi-head self-attention with optional QK-RMSNorm and an optional additive mask (plain
-//! softmax attention; the fused flash kernel comes with the generator).
+//! Multi-head self-attention with optional QK-RMSNorm: the fused flash kernel (block-causal
+//! and key-padding masks) or the plain path (scores matrix, any additive mask).
 
 use super::{Linear, RmsNorm};
 use crate::autodiff::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
+use crate::ops::flash_attention::AttentionOptions;
 
 #[derive(Debug, Clone)]
 pub struct MultiHeadAttention {
@@ -44,9 +45,8 @@ impl MultiHeadAttention {
         })
     }
 
-    /// `x` is `[B, T, d]`; `mask` (optional) is added to the scores and broadcasts to
-    /// `[B·heads, T, T]` (e.g. `[T, T]` with 0 and −1e9 entries).
-    pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var, mask: Option<&Var>) -> Result<Var> {
+    /// Projected heads q, k, v `[B, H, T, hd]` of `x` `[B, T, d]` (q and k normalised).
+    fn heads_of(&self, tape: &Tape, store: &ParamStore, x: &Var) -> Result<(Var, Var, Var)> {
         let s = x.shape().to_vec();
         if s.len() != 3 || s[2] != self.d {
             return Err(Error::invalid("MultiHeadAttention", format!("expects [B, T, {}], got {s:?}", self.d)));
@@ -55,18 +55,43 @@ impl MultiHeadAttention {
         let hd = self.d / h;
         // [B, T, 3, H, hd] → [3, B, H, T, hd]
         let qkv = self.qkv.forward(tape, store, x)?.reshape(&[b, t, 3, h, hd])?.permute(&[2, 0, 3, 1, 4])?;
-        let part = |i: usize| qkv.slice(0, i, i + 1)?.reshape(&[b * h, t, hd]);
+        let part = |i: usize| qkv.slice(0, i, i + 1)?.reshape(&[b, h, t, hd]);
         let (mut q, mut k, v) = (part(0)?, part(1)?, part(2)?);
         if let Some((qn, kn)) = &self.qk_norm {
             q = qn.forward(tape, store, &q)?;
             k = kn.forward(tape, store, &k)?;
         }
-        let mut scores = q.matmul(&k, None, false, true)?.scale(1.0 / (hd as f32).sqrt())?;
+        Ok((q, k, v))
+    }
+
+    /// Heads `[B, H, T, hd]` back to `[B, T, d]`, then the output projection.
+    fn merge(&self, tape: &Tape, store: &ParamStore, o: &Var) -> Result<Var> {
+        let s = o.shape().to_vec();
+        let o = o.permute(&[0, 2, 1, 3])?.reshape(&[s[0], s[2], self.d])?;
+        self.out.forward(tape, store, &o)
+    }
+
+    /// `x` is `[B, T, d]`; `mask` (optional) is added to the scores and broadcasts to
+    /// `[B·heads, T, T]` (e.g. `[T, T]` with 0 and −1e9 entries). Plain path: the score matrix
+    /// is materialised.
+    pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var, mask: Option<&Var>) -> Result<Var> {
+        let (q, k, v) = self.heads_of(tape, store, x)?;
+        let s = q.shape().to_vec();
+        let flat = |t: &Var| t.reshape(&[s[0] * s[1], s[2], s[3]]);
+        let mut scores = flat(&q)?.matmul(&flat(&k)?, None, false, true)?.scale(1.0 / (s[3] as f32).sqrt())?;
         if let Some(m) = mask {
             scores = scores.add(m)?;
         }
-        let o = scores.softmax()?.matmul(&v, None, false, false)?;
-        let o = o.reshape(&[b, h, t, hd])?.permute(&[0, 2, 1, 3])?.reshape(&[b, t, self.d])?;
-        self.out.forward(tape, store, &o)
+        let o = scores.softmax()?.matmul(&flat(&v)?, None, false, false)?.reshape(&s)?;
+        self.merge(tape, store, &o)
+    }
+
+    /// `x` is `[B, T, d]`; attention on the flash kernel with `opts`' masks (block-causal,
+    /// key padding); `opts.scale` is replaced by 1/√(head dim).
+    pub fn forward_flash(&self, tape: &Tape, store: &ParamStore, x: &Var, opts: &AttentionOptions) -> Result<Var> {
+        let (q, k, v) = self.heads_of(tape, store, x)?;
+        let opts = AttentionOptions { scale: 1.0 / ((self.d / self.heads) as f32).sqrt(), ..opts.clone() };
+        let o = q.flash_attention(&k, &v, &opts)?;
+        self.merge(tape, store, &o)
     }
 }

@@ -4,6 +4,7 @@
 use super::{MultiHeadAttention, RmsNorm, SwiGluMlp};
 use crate::autodiff::{ParamStore, Tape, Var};
 use crate::error::Result;
+use crate::ops::flash_attention::AttentionOptions;
 
 #[derive(Debug, Clone)]
 pub struct TransformerBlock {
@@ -30,11 +31,22 @@ impl TransformerBlock {
         })
     }
 
-    /// `x` is `[B, T, d]`; `mask` as in [`MultiHeadAttention::forward`].
+    /// `x` is `[B, T, d]`; `mask` as in [`MultiHeadAttention::forward`] (plain attention).
     pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var, mask: Option<&Var>) -> Result<Var> {
         let h = self.norm1.forward(tape, store, x)?;
         let x = x.add(&self.attn.forward(tape, store, &h, mask)?)?;
-        let h = self.norm2.forward(tape, store, &x)?;
+        self.feed_forward(tape, store, &x)
+    }
+
+    /// `x` is `[B, T, d]`; flash attention with `opts`' masks.
+    pub fn forward_flash(&self, tape: &Tape, store: &ParamStore, x: &Var, opts: &AttentionOptions) -> Result<Var> {
+        let h = self.norm1.forward(tape, store, x)?;
+        let x = x.add(&self.attn.forward_flash(tape, store, &h, opts)?)?;
+        self.feed_forward(tape, store, &x)
+    }
+
+    fn feed_forward(&self, tape: &Tape, store: &ParamStore, x: &Var) -> Result<Var> {
+        let h = self.norm2.forward(tape, store, x)?;
         x.add(&self.mlp.forward(tape, store, &h)?)
     }
 }

@@ -7,6 +7,7 @@ pub mod cast;
 pub mod conv_causal;
 pub mod cross_attention;
 pub mod fill;
+pub mod flash_attention;
 pub mod gather;
 pub mod layout;
 pub mod loss;

@@ -1,0 +1,228 @@
+//! Flash attention (`shaders/flash_attention.wgsl`), forward and backward, FlashAttention-2
+//! style: tiles, online softmax and the saved log-sum-exp, so the Nq×Nk score matrix never
+//! exists in memory. Masks: none, block-causal (a token sees every token of its own frame and
+//! of earlier frames) and key padding; [`flash_attention_cached`] reads keys and values from a
+//! KV cache for decoding.
+
+use super::{Imm, launch};
+use crate::autodiff::Var;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::FLASH_ATTENTION;
+use crate::gpu::{DType, Gpu, Tensor};
+
+/// Largest head dimension of the kernel (`MAX_DH` in the shader).
+pub const MAX_HEAD_DIM: usize = 64;
+/// Queries (or keys) per workgroup (`BQ` in the shader).
+const TILE: usize = 64;
+
+/// What each query may see, and the score scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionOptions {
+    /// Scores are `scale · q·k` (usually 1/√dh).
+    pub scale: f32,
+    /// Block-causal mask with this many tokens per block (frame): a token sees every token of
+    /// its own block and of earlier blocks. `None`: every key.
+    pub block_causal: Option<usize>,
+    /// Valid keys per batch (key padding); `None`: all.
+    pub key_lens: Option<Vec<u32>>,
+    /// Position of query 0 in the key sequence (decoding with a KV cache: the cached length
+    /// before this step's tokens). Only matters with a block-causal mask.
+    pub q_offset: usize,
+}
+
+impl AttentionOptions {
+    /// Full attention with scale 1/√`head_dim`.
+    pub fn new(head_dim: usize) -> AttentionOptions {
+        AttentionOptions {
+            scale: 1.0 / (head_dim.max(1) as f32).sqrt(),
+            block_causal: None,
+            key_lens: None,
+            q_offset: 0,
+        }
+    }
+
+    /// The same with a block-causal mask of `block` tokens per frame.
+    pub fn block_causal(mut self, block: usize) -> AttentionOptions {
+        self.block_causal = Some(block);
+        self
+    }
+
+    /// The same with `lens[b]` valid keys in batch b.
+    pub fn key_lens(mut self, lens: Vec<u32>) -> AttentionOptions {
+        self.key_lens = Some(lens);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    b: usize,
+    h: usize,
+    nq: usize,
+    /// Keys in use.
+    nk: usize,
+    /// Key rows per (batch, head) slice in memory (the cache capacity).
+    k_rows: usize,
+    dh: usize,
+}
+
+fn dims(q: &Tensor, k: &Tensor, v: &Tensor, nk: Option<usize>) -> Result<Dims> {
+    let op = "flash_attention";
+    for t in [q, k, v] {
+        t.expect_dtype(op, DType::F32)?;
+    }
+    if q.rank() != 4 || k.rank() != 4 || k.shape() != v.shape() {
+        return Err(Error::shape(op, q.shape(), k.shape(), "q is [B, H, Nq, dh], k and v are [B, H, Nk, dh]"));
+    }
+    let (b, h, nq, dh) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
+    if k.shape()[0] != b || k.shape()[1] != h || k.shape()[3] != dh {
+        return Err(Error::shape(op, q.shape(), k.shape(), "batch, heads and head dimension must agree"));
+    }
+    if dh == 0 || dh > MAX_HEAD_DIM {
+        return Err(Error::invalid(op, format!("head dimension {dh} must be in 1..={MAX_HEAD_DIM}")));
+    }
+    let k_rows = k.shape()[2];
+    let nk = nk.unwrap_or(k_rows);
+    if nk > k_rows {
+        return Err(Error::invalid(op, format!("{nk} keys in use but the cache holds {k_rows}")));
+    }
+    Ok(Dims { b, h, nq, nk, k_rows, dh })
+}
+
+fn imm(d: &Dims, o: &AttentionOptions) -> Result<Imm> {
+    let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("flash_attention", "sizes too large"));
+    u(d.b * d.h * d.nq.max(d.k_rows) * d.dh)?;
+    Ok(Imm::default()
+        .u(u(d.b * d.h)?)
+        .u(u(d.h)?)
+        .u(u(d.nq)?)
+        .u(u(d.nk)?)
+        .u(u(d.nq * d.dh)?)
+        .u(u(d.k_rows * d.dh)?)
+        .u(u(o.block_causal.unwrap_or(1))?)
+        .u(u(o.q_offset)?)
+        .f(o.scale))
+}
+
+fn overrides(d: &Dims, o: &AttentionOptions) -> [(&'static str, f64); 2] {
+    [("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 })]
+}
+
+fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
+    let op = "flash_attention";
+    if o.block_causal == Some(0) {
+        return Err(Error::invalid(op, "a block-causal mask needs blocks of at least one token"));
+    }
+    if !o.scale.is_finite() {
+        return Err(Error::invalid(op, format!("scale {} is not finite", o.scale)));
+    }
+    let max = gpu.inner.limits.max_compute_workgroups_per_dimension as usize;
+    if d.b * d.h > max || d.nq.max(d.k_rows).div_ceil(TILE) > max {
+        return Err(Error::invalid(op, format!("B·H = {} or {} tokens exceed the workgroup grid", d.b * d.h, d.nq)));
+    }
+    let lens = match &o.key_lens {
+        Some(l) if l.len() != d.b => {
+            return Err(Error::invalid(op, format!("{} key lengths for a batch of {}", l.len(), d.b)));
+        }
+        Some(l) => l.iter().map(|&n| n.min(d.nk as u32)).collect(),
+        None => vec![d.nk as u32; d.b],
+    };
+    Tensor::from_u32(gpu, &lens, &[d.b])
+}
+
+fn grid(d: &Dims, rows: usize) -> [u32; 3] {
+    [rows.div_ceil(TILE).max(1) as u32, (d.b * d.h) as u32, 1]
+}
+
+fn forward(q: &Tensor, k: &Tensor, v: &Tensor, d: &Dims, opts: &AttentionOptions) -> Result<(Tensor, Tensor)> {
+    let gpu = q.gpu();
+    let lens = check(d, opts, gpu)?;
+    let o = Tensor::empty(gpu, q.shape(), DType::F32)?;
+    let stats = Tensor::empty(gpu, &[2 * d.b * d.h * d.nq.max(1)], DType::F32)?;
+    if d.nq > 0 {
+        launch(
+            gpu,
+            &FLASH_ATTENTION,
+            "forward",
+            &overrides(d, opts),
+            &[(0, q), (1, k), (2, v), (3, &lens), (4, &o), (5, &stats)],
+            &imm(d, opts)?,
+            grid(d, d.nq),
+        )?;
+    }
+    Ok((o, stats))
+}
+
+/// Attention of q `[B, H, Nq, dh]` over k, v `[B, H, Nk, dh]`: `(o [B, H, Nq, dh], stats)`,
+/// where `stats` holds the row log-sum-exps the backward needs.
+pub fn flash_attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: &AttentionOptions) -> Result<(Tensor, Tensor)> {
+    forward(q, k, v, &dims(q, k, v, None)?, opts)
+}
+
+/// Decoding step: attention of q `[B, H, Nq, dh]` over the first `len` rows of a KV cache
+/// `[B, H, capacity, dh]` (no copy of the cache). With a block-causal mask, set
+/// `opts.q_offset` to the position of the first query in the sequence.
+pub fn flash_attention_cached(
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    len: usize,
+    opts: &AttentionOptions,
+) -> Result<Tensor> {
+    Ok(forward(q, k_cache, v_cache, &dims(q, k_cache, v_cache, Some(len))?, opts)?.0)
+}
+
+/// Gradients (dq, dk, dv) of [`flash_attention`] given its output `o`, `stats` and `dout`.
+pub fn flash_attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    o: &Tensor,
+    stats: &Tensor,
+    dout: &Tensor,
+    opts: &AttentionOptions,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let d = dims(q, k, v, None)?;
+    if dout.shape() != q.shape() || o.shape() != q.shape() {
+        return Err(Error::shape("flash_attention", dout.shape(), q.shape(), "dout and o are shaped like q"));
+    }
+    let gpu = q.gpu();
+    let lens = check(&d, opts, gpu)?;
+    let zeros = |t: &Tensor| Tensor::zeros(gpu, t.shape(), DType::F32);
+    if d.nq == 0 || d.nk == 0 {
+        return Ok((zeros(q)?, zeros(k)?, zeros(v)?));
+    }
+    let empty = |t: &Tensor| Tensor::empty(gpu, t.shape(), DType::F32);
+    let (dq, dk, dv) = (empty(q)?, empty(k)?, empty(v)?);
+    let (ov, im) = (overrides(&d, opts), imm(&d, opts)?);
+    launch(
+        gpu,
+        &FLASH_ATTENTION,
+        "delta",
+        &ov,
+        &[(6, dout), (11, o), (5, stats)],
+        &im,
+        gpu.grid_1d((d.b * d.h * d.nq) as u64, 64),
+    )?;
+    let common = [(0, q), (1, k), (2, v), (3, &lens), (6, dout), (7, stats)];
+    let mut b = common.to_vec();
+    b.push((8, &dq));
+    launch(gpu, &FLASH_ATTENTION, "backward_dq", &ov, &b, &im, grid(&d, d.nq))?;
+    let mut b = common.to_vec();
+    b.extend([(9, &dk), (10, &dv)]);
+    launch(gpu, &FLASH_ATTENTION, "backward_dkv", &ov, &b, &im, grid(&d, d.nk))?;
+    Ok((dq, dk, dv))
+}
+
+impl Var {
+    /// Differentiable flash attention: `self` is q `[B, H, Nq, dh]`, k and v `[B, H, Nk, dh]`.
+    pub fn flash_attention(&self, k: &Var, v: &Var, opts: &AttentionOptions) -> Result<Var> {
+        let (q_t, k_t, v_t) = (self.tensor().clone(), k.tensor().clone(), v.tensor().clone());
+        let (o, stats) = flash_attention(&q_t, &k_t, &v_t, opts)?;
+        let (o_saved, opts) = (o.clone(), opts.clone());
+        self.tape().record(o, &[self, k, v], move |dout| {
+            let (dq, dk, dv) = flash_attention_backward(&q_t, &k_t, &v_t, &o_saved, &stats, dout, &opts)?;
+            Ok(vec![Some(dq), Some(dk), Some(dv)])
+        })
+    }
+}
