@@ -11,6 +11,7 @@ mod cross_attention;
 mod errors;
 mod fill;
 mod flash_attention;
+mod flow;
 mod gather;
 mod interp;
 mod loss;

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod flow;
 
 pub use config::{Block, InterpConfig, VaeConfig};
 pub use decoder::Decoder;

@@ -1,0 +1,202 @@
+//! The flow-matching head (MODEL.md §4): a per-token MLP with adaLN modulation that predicts
+//! the velocity z − ε of the path z_r = r·z + (1 − r)·ε from the token's condition z̃ and r;
+//! its loss, the midpoint sampler, and the MAR unmasking schedule.
+
+use crate::autodiff::{Init, ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Tensor};
+use crate::nn::{LayerNorm, Linear};
+use crate::ops::random::Philox;
+
+/// Sinusoidal channels of the time embedding of r.
+const TIME_CHANNELS: usize = 64;
+
+/// Shape of the head.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlowHeadConfig {
+    /// Token dimension (d·p²).
+    pub dim: usize,
+    /// Width of the conditions z̃.
+    pub cond: usize,
+    /// Width W of the MLP.
+    pub width: usize,
+    /// Residual blocks.
+    pub depth: usize,
+}
+
+#[derive(Debug, Clone)]
+struct AdaBlock {
+    norm: LayerNorm,
+    /// SiLU(y) → (shift, scale, gate); zero at init.
+    ada: Linear,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// The adaLN MLP of MAR.
+#[derive(Debug, Clone)]
+pub struct FlowHead {
+    pub config: FlowHeadConfig,
+    input: Linear,
+    cond: Linear,
+    time1: Linear,
+    time2: Linear,
+    blocks: Vec<AdaBlock>,
+    final_norm: LayerNorm,
+    final_ada: Linear,
+    out: Linear,
+}
+
+/// `h·(1 + scale) + shift` with `mods` `[N, k·W]` holding shift and scale at slots `at`, `at+1`.
+fn modulate(h: &Var, mods: &Var, at: usize, w: usize) -> Result<Var> {
+    let shift = mods.slice(1, at * w, (at + 1) * w)?;
+    let scale = mods.slice(1, (at + 1) * w, (at + 2) * w)?;
+    h.add(&h.mul(&scale)?)?.add(&shift)
+}
+
+impl FlowHead {
+    pub fn new(store: &mut ParamStore, name: &str, config: FlowHeadConfig) -> Result<FlowHead> {
+        let FlowHeadConfig { dim, cond, width: w, depth } = config.clone();
+        if dim == 0 || cond == 0 || w == 0 {
+            return Err(Error::invalid("FlowHead", format!("{config:?}: every size must be positive")));
+        }
+        let blocks = (0..depth)
+            .map(|i| {
+                let n = format!("{name}.block{i}");
+                Ok(AdaBlock {
+                    norm: LayerNorm::new(store, &format!("{n}.norm"), w, false)?,
+                    ada: Linear::with_init(store, &format!("{n}.ada"), w, 3 * w, true, Init::Zeros)?,
+                    fc1: Linear::new(store, &format!("{n}.fc1"), w, w, true)?,
+                    fc2: Linear::new(store, &format!("{n}.fc2"), w, w, true)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(FlowHead {
+            input: Linear::new(store, &format!("{name}.input"), dim, w, true)?,
+            cond: Linear::new(store, &format!("{name}.cond"), cond, w, true)?,
+            time1: Linear::new(store, &format!("{name}.time1"), TIME_CHANNELS, w, true)?,
+            time2: Linear::new(store, &format!("{name}.time2"), w, w, true)?,
+            blocks,
+            final_norm: LayerNorm::new(store, &format!("{name}.final_norm"), w, false)?,
+            final_ada: Linear::with_init(store, &format!("{name}.final_ada"), w, 2 * w, true, Init::Zeros)?,
+            out: Linear::with_init(store, &format!("{name}.out"), w, dim, true, Init::Zeros)?,
+            config,
+        })
+    }
+
+    /// Velocity `[N, dim]` at points `z` `[N, dim]`, times `r` (one per row) and conditions
+    /// `cond` `[N, cond]`.
+    pub fn velocity(&self, tape: &Tape, store: &ParamStore, z: &Var, r: &[f32], cond: &Var) -> Result<Var> {
+        let (n, w) = (z.shape()[0], self.config.width);
+        if z.shape() != [n, self.config.dim] || cond.shape() != [n, self.config.cond] || r.len() != n {
+            return Err(Error::invalid(
+                "FlowHead",
+                format!(
+                    "z {:?}, {} times and conditions {:?} for rows of {} and conditions of {}",
+                    z.shape(),
+                    r.len(),
+                    cond.shape(),
+                    self.config.dim,
+                    self.config.cond
+                ),
+            ));
+        }
+        // DiT's convention: the encoding of 1000·r
+        let pos: Vec<f32> = r.iter().map(|&t| 1000.0 * t).collect();
+        let temb = tape.constant(crate::ops::posenc::sinusoidal(z.gpu(), &pos, 1, TIME_CHANNELS)?);
+        let temb = self.time2.forward(tape, store, &self.time1.forward(tape, store, &temb)?.silu()?)?;
+        let y = self.cond.forward(tape, store, cond)?.add(&temb)?.silu()?;
+        let mut x = self.input.forward(tape, store, z)?;
+        for b in &self.blocks {
+            let mods = b.ada.forward(tape, store, &y)?;
+            let h = modulate(&b.norm.forward(tape, store, &x)?, &mods, 0, w)?;
+            let h = b.fc2.forward(tape, store, &b.fc1.forward(tape, store, &h)?.silu()?)?;
+            x = x.add(&h.mul(&mods.slice(1, 2 * w, 3 * w)?)?)?;
+        }
+        let mods = self.final_ada.forward(tape, store, &y)?;
+        let h = modulate(&self.final_norm.forward(tape, store, &x)?, &mods, 0, w)?;
+        self.out.forward(tape, store, &h)
+    }
+
+    /// Flow-matching loss (mean squared velocity error) of targets `z` `[N, dim]` under
+    /// conditions `cond`, with r ~ U(0, 1) per row and ε ~ N(0, I) drawn from `(seed, step)`.
+    pub fn loss(&self, tape: &Tape, store: &ParamStore, z: &Var, cond: &Var, seed: u64, step: u64) -> Result<Var> {
+        let gpu = z.gpu();
+        let n = z.shape()[0];
+        let mut rng = Philox::new(seed ^ 0xF10E, step);
+        let r: Vec<f32> = (0..n).map(|_| rng.uniform()).collect();
+        let eps = tape.constant(crate::ops::random::normal(gpu, z.shape(), seed ^ 0xE751, step)?);
+        let col = |v: Vec<f32>| -> Result<Var> { Ok(tape.constant(Tensor::from_slice(gpu, &v, &[n, 1])?)) };
+        let zr = z.mul(&col(r.clone())?)?.add(&eps.mul(&col(r.iter().map(|t| 1.0 - t).collect())?)?)?;
+        let target = z.sub(&eps)?;
+        self.velocity(tape, store, &zr, &r, cond)?.sub(&target)?.square()?.mean_all()
+    }
+
+    /// Samples `[N, dim]` for conditions `cond` `[N, cond]`: the midpoint method from r = 0 to 1
+    /// in `steps` steps (2·steps head evaluations), starting from `temperature`·ε.
+    pub fn sample(
+        &self,
+        gpu: &Gpu,
+        store: &ParamStore,
+        cond: &Tensor,
+        steps: usize,
+        temperature: f32,
+        seed: u64,
+    ) -> Result<Tensor> {
+        if steps == 0 {
+            return Err(Error::invalid("FlowHead::sample", "at least one ODE step"));
+        }
+        let n = cond.shape()[0];
+        let tape = Tape::no_grad(gpu);
+        let c = tape.constant(cond.clone());
+        let eps = crate::ops::random::normal(gpu, &[n, self.config.dim], seed, 0x5A3)?;
+        let mut z = tape.constant(crate::ops::scale(&eps, temperature)?);
+        let h = 1.0 / steps as f32;
+        for s in 0..steps {
+            let r = s as f32 * h;
+            let v1 = self.velocity(&tape, store, &z, &vec![r; n], &c)?;
+            let mid = z.add(&v1.scale(h / 2.0)?)?;
+            let v2 = self.velocity(&tape, store, &mid, &vec![r + h / 2.0; n], &c)?;
+            z = tape.constant(z.add(&v2.scale(h)?)?.tensor().clone());
+        }
+        Ok(z.tensor().clone())
+    }
+}
+
+/// How many of `m` masked tokens each of `steps` steps reveals (MAR's cosine rule): after step
+/// s, ⌊m·cos(π/2·(s+1)/S)⌋ stay masked, clipped so that every step reveals at least one token
+/// and at least one stays for the next step; the last step reveals the rest. Sums to `m`.
+pub fn unmask_counts(m: usize, steps: usize) -> Vec<usize> {
+    let steps = steps.clamp(1, m.max(1));
+    let mut masked = m;
+    let mut out = Vec::with_capacity(steps);
+    for s in 0..steps {
+        let keep = if s + 1 == steps {
+            0
+        } else {
+            let c = (m as f64 * (std::f64::consts::FRAC_PI_2 * (s + 1) as f64 / steps as f64).cos()).floor() as usize;
+            c.max(1).min(masked.saturating_sub(1))
+        };
+        out.push(masked - keep);
+        masked = keep;
+    }
+    out
+}
+
+/// A random order of the `m` positions split into the groups revealed at each step.
+pub fn reveal_order(m: usize, steps: usize, rng: &mut Philox) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..m).collect();
+    for i in (1..m).rev() {
+        let j = (rng.next_u32() as usize) % (i + 1);
+        order.swap(i, j);
+    }
+    let mut at = 0;
+    unmask_counts(m, steps)
+        .into_iter()
+        .map(|c| {
+            let g = order[at..at + c].to_vec();
+            at += c;
+            g
+        })
+        .collect()
+}
