@@ -310,6 +310,35 @@ fn bench_vae_step(gpu: &Gpu, b: usize, max_width: usize, backward: bool) -> Resu
     })
 }
 
+/// One generator training step of `advection-tiny` (flow loss with teacher forcing and
+/// masking, backward, AdamW with clipping, loss read back) on `b` sequences of 11 latent
+/// frames × 16 tokens × 4 channels.
+fn bench_generator_step(gpu: &Gpu, b: usize) -> Result<Row> {
+    use enma::model::enma::{Generator, GeneratorConfig};
+    let mut store = ParamStore::new(gpu, 1);
+    let generator = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16]))?;
+    let mut opt = AdamW::new(&store, AdamWConfig { beta2: 0.95, clip_norm: Some(1.0), ..Default::default() })?;
+    let z = Tensor::from_slice(gpu, &rand(b * 11 * 16 * 4, 21), &[b, 11, 16, 4])?;
+    let mut step = 0;
+    let (d, method, per_iter) = measure_with(gpu, true, || {
+        let tape = Tape::new(gpu);
+        step += 1;
+        let loss = generator.loss(&tape, &store, &tape.constant(z.clone()), 1, step)?;
+        let grads = loss.backward()?;
+        opt.step(&store, &grads, 1e-4)?;
+        loss.to_vec().map(drop)
+    })?;
+    Ok(Row {
+        kernel: "generator advection-tiny train step".into(),
+        shape: format!("b{b} 11x16 w64"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::PerSecond(1.0 / d.as_secs_f64()),
+        method,
+        per_iter: Some(per_iter),
+    })
+}
+
 /// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
 fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
     let mut store = ParamStore::new(gpu, 1);
@@ -517,6 +546,9 @@ fn run() -> Result<()> {
     if keep("vae") {
         rows.push(bench_vae_step(&gpu, 32, 64, false)?);
         rows.push(bench_vae_step(&gpu, 32, 64, true)?);
+    }
+    if keep("generator") {
+        rows.push(bench_generator_step(&gpu, 32)?);
     }
     if keep("train") {
         rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);

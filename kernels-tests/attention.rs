@@ -1,7 +1,7 @@
 //! The attention layer and the transformer block against an f64 CPU reference (forward and
 //! finite-difference backward with respect to the input).
 
-use enma::nn::{MultiHeadAttention, TransformerBlock};
+use enma::nn::{AttentionPath, MultiHeadAttention, TransformerBlock};
 use enma::{ParamStore, Tensor};
 
 use crate::common::{check_grads, gpu, rand_vec};
@@ -122,16 +122,19 @@ fn attention_on_the_flash_kernel_matches_the_cpu() {
     let g = gpu();
     let mut store = ParamStore::new(&g, 3);
     let (b, t, d, h) = (2, 6, 8, 2);
-    let attn = MultiHeadAttention::new(&mut store, "attn", d, h, true).unwrap();
+    let mut attn = MultiHeadAttention::new(&mut store, "attn", d, h, true).unwrap();
     // block-causal with blocks of 2 tokens as an additive mask for the reference
     let mask64: Vec<f64> = (0..t * t).map(|i| if (i % t) / 2 > (i / t) / 2 { -1e9 } else { 0.0 }).collect();
     let opts = AttentionOptions::new(1).block_causal(2);
-    check_grads(
-        "flash attention layer",
-        &g,
-        &[(rand_vec(b * t * d, 83, -1.0, 1.0), vec![b, t, d])],
-        |v| attn.forward_flash(v[0].tape(), &store, &v[0], &opts),
-        |x| attention_ref(&store, "attn", &x[0], b, t, d, h, &mask64),
-        3e-3,
-    );
+    for path in [AttentionPath::Flash, AttentionPath::Plain, AttentionPath::Auto] {
+        attn.path = path;
+        check_grads(
+            &format!("attention layer ({path:?})"),
+            &g,
+            &[(rand_vec(b * t * d, 83, -1.0, 1.0), vec![b, t, d])],
+            |v| attn.forward_flash(v[0].tape(), &store, &v[0], &opts),
+            |x| attention_ref(&store, "attn", &x[0], b, t, d, h, &mask64),
+            3e-3,
+        );
+    }
 }

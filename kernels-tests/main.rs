@@ -13,6 +13,7 @@ mod fill;
 mod flash_attention;
 mod flow;
 mod gather;
+mod generator;
 mod interp;
 mod loss;
 mod matmul;

@@ -1,9 +1,12 @@
 //! ENMA. Stage 1: the causal space-time VAE (`encoder.rs`, `decoder.rs`).
 
+pub mod causal;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod enma;
 pub mod flow;
+pub mod spatial;
 
 pub use config::{Block, InterpConfig, VaeConfig};
 pub use decoder::Decoder;

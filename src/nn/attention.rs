@@ -6,6 +6,39 @@ use crate::autodiff::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
 use crate::ops::flash_attention::AttentionOptions;
 
+/// Keys and values of the tokens seen so far, `[B, heads, capacity, head dim]` each.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    pub k: crate::gpu::Tensor,
+    pub v: crate::gpu::Tensor,
+    /// Tokens cached.
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn new(gpu: &crate::gpu::Gpu, batch: usize, heads: usize, capacity: usize, head_dim: usize) -> Result<KvCache> {
+        let shape = [batch, heads, capacity, head_dim];
+        Ok(KvCache {
+            k: crate::gpu::Tensor::zeros(gpu, &shape, crate::gpu::DType::F32)?,
+            v: crate::gpu::Tensor::zeros(gpu, &shape, crate::gpu::DType::F32)?,
+            len: 0,
+        })
+    }
+}
+
+/// Which attention implementation [`MultiHeadAttention::forward_flash`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionPath {
+    /// The flash kernel, except on CPU adapters when there is no key padding and the score
+    /// matrix is small (≤ 16 MiB): there the plain path is 2–7× faster (`cargo bench --bench
+    /// kernels -- attention`). `ENMA_ATTENTION=flash|plain` overrides.
+    #[default]
+    Auto,
+    Flash,
+    /// Score matrix, additive mask, softmax (no key padding).
+    Plain,
+}
+
 #[derive(Debug, Clone)]
 pub struct MultiHeadAttention {
     pub qkv: Linear,
@@ -14,6 +47,7 @@ pub struct MultiHeadAttention {
     pub d: usize,
     /// RMSNorm of queries and keys over the head dimension (learned scale shared by heads).
     pub qk_norm: Option<(RmsNorm, RmsNorm)>,
+    pub path: AttentionPath,
 }
 
 impl MultiHeadAttention {
@@ -42,6 +76,7 @@ impl MultiHeadAttention {
             heads,
             d,
             qk_norm,
+            path: AttentionPath::Auto,
         })
     }
 
@@ -86,12 +121,56 @@ impl MultiHeadAttention {
         self.merge(tape, store, &o)
     }
 
-    /// `x` is `[B, T, d]`; attention on the flash kernel with `opts`' masks (block-causal,
-    /// key padding); `opts.scale` is replaced by 1/√(head dim).
+    /// Decoding: `x` `[B, T, d]` are the next T tokens; their keys and values are appended to
+    /// `cache` and they attend to every cached token (earlier ones and each other).
+    pub fn forward_cached(&self, tape: &Tape, store: &ParamStore, x: &Var, cache: &mut KvCache) -> Result<Var> {
+        let (q, k, v) = self.heads_of(tape, store, x)?;
+        let s = q.shape().to_vec();
+        if cache.k.shape()[..2] != s[..2] || cache.k.shape()[3] != s[3] {
+            return Err(Error::shape("KvCache", cache.k.shape(), &s, "the cache is [B, heads, capacity, head dim]"));
+        }
+        if cache.len + s[2] > cache.k.shape()[2] {
+            return Err(Error::invalid(
+                "KvCache",
+                format!("{} cached + {} new tokens exceed the capacity {}", cache.len, s[2], cache.k.shape()[2]),
+            ));
+        }
+        crate::ops::layout::write_into(k.tensor(), &cache.k, 2, cache.len)?;
+        crate::ops::layout::write_into(v.tensor(), &cache.v, 2, cache.len)?;
+        cache.len += s[2];
+        let opts = AttentionOptions::new(s[3]);
+        let o = crate::ops::flash_attention::flash_attention_cached(q.tensor(), &cache.k, &cache.v, cache.len, &opts)?;
+        self.merge(tape, store, &tape.constant(o))
+    }
+
+    /// `x` is `[B, T, d]`; attention with `opts`' masks (block-causal, key padding);
+    /// `opts.scale` is replaced by 1/√(head dim). The implementation follows `self.path`.
     pub fn forward_flash(&self, tape: &Tape, store: &ParamStore, x: &Var, opts: &AttentionOptions) -> Result<Var> {
         let (q, k, v) = self.heads_of(tape, store, x)?;
-        let opts = AttentionOptions { scale: 1.0 / ((self.d / self.heads) as f32).sqrt(), ..opts.clone() };
-        let o = q.flash_attention(&k, &v, &opts)?;
+        let s = q.shape().to_vec();
+        let opts = AttentionOptions { scale: 1.0 / (s[3] as f32).sqrt(), ..opts.clone() };
+        let small = s[0] * s[1] * s[2] * s[2] * 4 <= 16 << 20;
+        let env = std::env::var("ENMA_ATTENTION");
+        let plain = opts.key_lens.is_none()
+            && opts.q_offset == 0
+            && match (self.path, env.as_deref()) {
+                (AttentionPath::Flash, _) | (AttentionPath::Auto, Ok("flash")) => false,
+                (AttentionPath::Plain, _) | (AttentionPath::Auto, Ok("plain")) => true,
+                (AttentionPath::Auto, _) => tape.gpu().is_cpu() && small,
+            };
+        let o = if plain {
+            let flat = |t: &Var| t.reshape(&[s[0] * s[1], s[2], s[3]]);
+            let mut scores = flat(&q)?.matmul(&flat(&k)?, None, false, true)?.scale(opts.scale)?;
+            if let Some(blk) = opts.block_causal {
+                let t = s[2];
+                let mask: Vec<f32> =
+                    (0..t * t).map(|e| if (e % t) / blk.max(1) <= (e / t) / blk.max(1) { 0.0 } else { -1e9 }).collect();
+                scores = scores.add(&tape.constant(crate::gpu::Tensor::from_slice(&tape.gpu(), &mask, &[t, t])?))?;
+            }
+            scores.softmax()?.matmul(&flat(&v)?, None, false, false)?.reshape(&s)?
+        } else {
+            q.flash_attention(&k, &v, &opts)?
+        };
         self.merge(tape, store, &o)
     }
 }

@@ -45,6 +45,19 @@ impl TransformerBlock {
         self.feed_forward(tape, store, &x)
     }
 
+    /// Decoding with a KV cache (see [`MultiHeadAttention::forward_cached`]).
+    pub fn forward_cached(
+        &self,
+        tape: &Tape,
+        store: &ParamStore,
+        x: &Var,
+        cache: &mut super::attention::KvCache,
+    ) -> Result<Var> {
+        let h = self.norm1.forward(tape, store, x)?;
+        let x = x.add(&self.attn.forward_cached(tape, store, &h, cache)?)?;
+        self.feed_forward(tape, store, &x)
+    }
+
     fn feed_forward(&self, tape: &Tape, store: &ParamStore, x: &Var) -> Result<Var> {
         let h = self.norm2.forward(tape, store, x)?;
         x.add(&self.mlp.forward(tape, store, &h)?)

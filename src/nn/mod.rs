@@ -11,7 +11,7 @@ pub mod mlp;
 pub mod norm;
 pub mod physics_attention;
 
-pub use attention::MultiHeadAttention;
+pub use attention::{AttentionPath, KvCache, MultiHeadAttention};
 pub use block::TransformerBlock;
 pub use conv::{CausalConv, Down, GcGate, ResBlock, Up, nerf_encoding};
 pub use embedding::Embedding;

@@ -60,8 +60,13 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
             format!("{perm:?} is not a permutation of the {rank} axes of {:?}", x.shape()),
         ));
     }
-    let in_strides = contiguous_strides(x.shape());
     let out_shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    // moving only size-1 axes leaves the memory order as it is
+    let moved: Vec<usize> = perm.iter().copied().filter(|&p| x.shape()[p] != 1).collect();
+    if moved.windows(2).all(|w| w[0] < w[1]) {
+        return x.reshape(&out_shape);
+    }
+    let in_strides = contiguous_strides(x.shape());
     let ss: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
     let y = Tensor::empty(x.gpu(), &out_shape, DType::F32)?;
     strided_copy("permute", x, 0, &ss, &y, 0, &contiguous_strides(&out_shape), &out_shape)?;
@@ -130,9 +135,33 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, end: usize) -> Result<Tensor
     let mut out_shape = x.shape().to_vec();
     out_shape[axis] = end - start;
     let xs = contiguous_strides(x.shape());
+    // a block that is contiguous in memory and suitably aligned is a view, not a copy
+    if x.shape()[..axis].iter().all(|&d| d == 1) {
+        if let Ok(v) = x.view(start * xs[axis], &out_shape) {
+            return Ok(v);
+        }
+    }
     let y = Tensor::empty(x.gpu(), &out_shape, DType::F32)?;
     strided_copy("slice", x, start * xs[axis], &xs, &y, 0, &contiguous_strides(&out_shape), &out_shape)?;
     Ok(y)
+}
+
+/// Writes `src` into `dst` at `start` along `axis`, in place (the rest of `dst` is kept); all
+/// other dimensions must agree. Used to append rows to a KV cache.
+pub fn write_into(src: &Tensor, dst: &Tensor, axis: usize, start: usize) -> Result<()> {
+    check_f32("write_into", src)?;
+    check_f32("write_into", dst)?;
+    let fits = src.rank() == dst.rank()
+        && axis < dst.rank()
+        && start + src.shape()[axis] <= dst.shape()[axis]
+        && (0..dst.rank()).all(|i| i == axis || src.shape()[i] == dst.shape()[i]);
+    if !fits {
+        return Err(Error::shape("write_into", src.shape(), dst.shape(), format!("at {start} along axis {axis}")));
+    }
+    if src.numel() == 0 {
+        return Ok(());
+    }
+    write_slice(src, dst, axis, start)
 }
 
 /// Writes `src` into `dst` at `start` along `axis` (the rest of `dst` is kept).

@@ -1,0 +1,96 @@
+//! The causal transformer (MODEL.md §4): `[BOS block; Z⁰; …; Z^{F−2}]` under a block-causal
+//! mask (a token sees its own frame and earlier frames); the output of block f is Z_dyn for
+//! frame f. Decoding feeds one frame at a time through per-layer KV caches.
+
+use crate::autodiff::{ParamStore, Tape, Var};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::{Embedding, KvCache, Linear, RmsNorm, TransformerBlock};
+use crate::ops::flash_attention::AttentionOptions;
+
+#[derive(Debug, Clone)]
+pub struct CausalTransformer {
+    input: Linear,
+    bos: Embedding,
+    blocks: Vec<TransformerBlock>,
+    norm: RmsNorm,
+    tokens: usize,
+    width: usize,
+    heads: usize,
+}
+
+impl CausalTransformer {
+    /// Tokens of `token_dim` channels, `tokens` per frame; `depth` blocks of `width` with `heads`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        token_dim: usize,
+        tokens: usize,
+        width: usize,
+        heads: usize,
+        depth: usize,
+        mlp_ratio: usize,
+    ) -> Result<CausalTransformer> {
+        Ok(CausalTransformer {
+            input: Linear::new(store, &format!("{name}.input"), token_dim, width, true)?,
+            bos: Embedding::new(store, &format!("{name}.bos"), tokens, width, 0.02)?,
+            blocks: (0..depth)
+                .map(|i| TransformerBlock::new(store, &format!("{name}.block{i}"), width, heads, mlp_ratio))
+                .collect::<Result<_>>()?,
+            norm: RmsNorm::new(store, &format!("{name}.norm"), width)?,
+            tokens,
+            width,
+            heads,
+        })
+    }
+
+    /// Teacher forcing: `z` `[B, F, M, token_dim]`, `pos` `[M, width]` → Z_dyn `[B, F, M, width]`
+    /// (frame f from BOS and frames < f).
+    pub fn forward(&self, tape: &Tape, store: &ParamStore, z: &Var, pos: &Var) -> Result<Var> {
+        let s = z.shape().to_vec();
+        if s.len() != 4 || s[2] != self.tokens {
+            return Err(Error::invalid("CausalTransformer", format!("expects [B, F, {}, D], got {s:?}", self.tokens)));
+        }
+        let (b, f, m, w) = (s[0], s[1], s[2], self.width);
+        let bos = self.bos.all(tape, store)?.add(pos)?.reshape(&[1, 1, m, w])?.expand(&[b, 1, m, w])?;
+        let mut parts = vec![bos];
+        if f > 1 {
+            parts.push(self.input.forward(tape, store, &z.slice(1, 0, f - 1)?)?.add(pos)?);
+        }
+        let mut x = Var::concat(&parts.iter().collect::<Vec<_>>(), 1)?.reshape(&[b, f * m, w])?;
+        let opts = AttentionOptions::new(1).block_causal(m);
+        for blk in &self.blocks {
+            x = blk.forward_flash(tape, store, &x, &opts)?;
+        }
+        self.norm.forward(tape, store, &x)?.reshape(&[b, f, m, w])
+    }
+
+    /// Empty KV caches for `batch` sequences of up to `frames` blocks (BOS included).
+    pub fn caches(&self, gpu: &Gpu, batch: usize, frames: usize) -> Result<Vec<KvCache>> {
+        let hd = self.width / self.heads;
+        (0..self.blocks.len()).map(|_| KvCache::new(gpu, batch, self.heads, frames * self.tokens, hd)).collect()
+    }
+
+    /// Decoding: feeds the next block, BOS when `frame` is `None` or a frame `[B, M,
+    /// token_dim]`, and returns Z_dyn of the following frame `[B, M, width]`.
+    pub fn step(
+        &self,
+        tape: &Tape,
+        store: &ParamStore,
+        frame: Option<&Var>,
+        pos: &Var,
+        caches: &mut [KvCache],
+    ) -> Result<Var> {
+        let b = caches.first().map(|c| c.k.shape()[0]).unwrap_or(1);
+        let (m, w) = (self.tokens, self.width);
+        let mut x = match frame {
+            None => self.bos.all(tape, store)?.add(pos)?.reshape(&[1, m, w])?.expand(&[b, m, w])?,
+            Some(z) => self.input.forward(tape, store, z)?.add(pos)?,
+        };
+        for (blk, cache) in self.blocks.iter().zip(caches.iter_mut()) {
+            x = blk.forward_cached(tape, store, &x, cache)?;
+        }
+        self.norm.forward(tape, store, &x)
+    }
+}
