@@ -429,30 +429,15 @@ fn print(rows: &[Row], gpu: &Gpu, json: bool) {
     }
 }
 
-/// GPU time per kernel of one VAE training step (`-- --profile`).
-fn profile_vae_step(gpu: &Gpu) -> Result<()> {
-    use enma::data::generate::PdeName;
-    use enma::model::{Vae, VaeConfig};
-    let mut store = ParamStore::new(gpu, 1);
-    let vae = Vae::new(&mut store, VaeConfig::for_dataset(PdeName::Advection, 64))?;
-    let mut opt = AdamW::new(&store, AdamWConfig::default())?;
-    let x = Tensor::from_slice(gpu, &rand(32 * 20 * 128, 20), &[32, 20, 128, 1])?;
-    let step = |opt: &mut AdamW| -> Result<()> {
-        let tape = Tape::new(gpu);
-        let xv = tape.constant(x.clone());
-        let out = vae.forward(&tape, &store, &xv, None)?;
-        let loss = enma::ops::loss::relative_l2(&out.recon, &xv, 1e-12)?;
-        let grads = loss.backward()?;
-        opt.step(&store, &grads, 1e-4)?;
-        loss.to_vec().map(drop)
-    };
-    step(&mut opt)?; // compile every pipeline first
+/// GPU time per kernel of one call of `step` (after a first call that compiles the pipelines).
+fn print_profile(gpu: &Gpu, title: &str, mut step: impl FnMut() -> Result<()>) -> Result<()> {
+    step()?;
     gpu.set_profiling(true)?;
-    step(&mut opt)?;
+    step()?;
     let rows = gpu.profile()?;
     gpu.set_profiling(false)?;
     let total: f64 = rows.iter().map(|r| r.total_ms).sum();
-    println!("GPU time per kernel, one VAE advection-tiny training step (batch 32): {total:.1} ms");
+    println!("GPU time per kernel, {title}: {total:.1} ms");
     for r in rows.iter().take(20) {
         println!(
             "{:>9.2} ms {:>5.1} % {:>6} dispatches  {}",
@@ -465,11 +450,44 @@ fn profile_vae_step(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
+/// GPU time per kernel of one VAE training step (`-- --profile`) or, with the filter
+/// `generator`, of one generator training step.
+fn profile_step(gpu: &Gpu, generator: bool) -> Result<()> {
+    use enma::data::generate::PdeName;
+    use enma::model::{Vae, VaeConfig};
+    let mut store = ParamStore::new(gpu, 1);
+    if generator {
+        use enma::model::enma::{Generator, GeneratorConfig};
+        let g = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16]))?;
+        let mut opt = AdamW::new(&store, AdamWConfig::default())?;
+        let z = Tensor::from_slice(gpu, &rand(32 * 11 * 16 * 4, 21), &[32, 11, 16, 4])?;
+        return print_profile(gpu, "one generator advection-tiny training step (batch 32)", || {
+            let tape = Tape::new(gpu);
+            let loss = g.loss(&tape, &store, &tape.constant(z.clone()), 1, 0)?;
+            let grads = loss.backward()?;
+            opt.step(&store, &grads, 1e-4)?;
+            loss.to_vec().map(drop)
+        });
+    }
+    let vae = Vae::new(&mut store, VaeConfig::for_dataset(PdeName::Advection, 64))?;
+    let mut opt = AdamW::new(&store, AdamWConfig::default())?;
+    let x = Tensor::from_slice(gpu, &rand(32 * 20 * 128, 20), &[32, 20, 128, 1])?;
+    print_profile(gpu, "one VAE advection-tiny training step (batch 32)", || {
+        let tape = Tape::new(gpu);
+        let xv = tape.constant(x.clone());
+        let out = vae.forward(&tape, &store, &xv, None)?;
+        let loss = enma::ops::loss::relative_l2(&out.recon, &xv, 1e-12)?;
+        let grads = loss.backward()?;
+        opt.step(&store, &grads, 1e-4)?;
+        loss.to_vec().map(drop)
+    })
+}
+
 fn run() -> Result<()> {
     let args = parse_args();
     let gpu = Gpu::new(GpuOptions::default())?;
     if args.profile {
-        return profile_vae_step(&gpu);
+        return profile_step(&gpu, args.filter.as_deref() == Some("generator"));
     }
     let keep = |name: &str| args.filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     let mut rows = Vec::new();

@@ -24,11 +24,38 @@ pub struct FlowHeadConfig {
     pub depth: usize,
 }
 
+/// adaLN modulation from SiLU(y): shift, scale (and gate), each its own zero-initialised
+/// linear map (one W → 3W map cut in three, without the slicing copies).
+#[derive(Debug, Clone)]
+struct Modulation {
+    maps: Vec<Linear>,
+}
+
+impl Modulation {
+    fn new(store: &mut ParamStore, name: &str, w: usize, parts: &[&str]) -> Result<Modulation> {
+        let maps = parts
+            .iter()
+            .map(|p| Linear::with_init(store, &format!("{name}.{p}"), w, w, true, Init::Zeros))
+            .collect::<Result<_>>()?;
+        Ok(Modulation { maps })
+    }
+
+    fn part(&self, tape: &Tape, store: &ParamStore, y: &Var, i: usize) -> Result<Var> {
+        self.maps[i].forward(tape, store, y)
+    }
+
+    /// `h·(1 + scale) + shift`.
+    fn apply(&self, tape: &Tape, store: &ParamStore, h: &Var, y: &Var) -> Result<Var> {
+        let (shift, scale) = (self.part(tape, store, y, 0)?, self.part(tape, store, y, 1)?);
+        h.add(&h.mul(&scale)?)?.add(&shift)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct AdaBlock {
     norm: LayerNorm,
-    /// SiLU(y) → (shift, scale, gate); zero at init.
-    ada: Linear,
+    /// (shift, scale, gate); zero at init.
+    ada: Modulation,
     fc1: Linear,
     fc2: Linear,
 }
@@ -43,15 +70,8 @@ pub struct FlowHead {
     time2: Linear,
     blocks: Vec<AdaBlock>,
     final_norm: LayerNorm,
-    final_ada: Linear,
+    final_ada: Modulation,
     out: Linear,
-}
-
-/// `h·(1 + scale) + shift` with `mods` `[N, k·W]` holding shift and scale at slots `at`, `at+1`.
-fn modulate(h: &Var, mods: &Var, at: usize, w: usize) -> Result<Var> {
-    let shift = mods.slice(1, at * w, (at + 1) * w)?;
-    let scale = mods.slice(1, (at + 1) * w, (at + 2) * w)?;
-    h.add(&h.mul(&scale)?)?.add(&shift)
 }
 
 impl FlowHead {
@@ -65,7 +85,7 @@ impl FlowHead {
                 let n = format!("{name}.block{i}");
                 Ok(AdaBlock {
                     norm: LayerNorm::new(store, &format!("{n}.norm"), w, false)?,
-                    ada: Linear::with_init(store, &format!("{n}.ada"), w, 3 * w, true, Init::Zeros)?,
+                    ada: Modulation::new(store, &format!("{n}.ada"), w, &["shift", "scale", "gate"])?,
                     fc1: Linear::new(store, &format!("{n}.fc1"), w, w, true)?,
                     fc2: Linear::new(store, &format!("{n}.fc2"), w, w, true)?,
                 })
@@ -78,7 +98,7 @@ impl FlowHead {
             time2: Linear::new(store, &format!("{name}.time2"), w, w, true)?,
             blocks,
             final_norm: LayerNorm::new(store, &format!("{name}.final_norm"), w, false)?,
-            final_ada: Linear::with_init(store, &format!("{name}.final_ada"), w, 2 * w, true, Init::Zeros)?,
+            final_ada: Modulation::new(store, &format!("{name}.final_ada"), w, &["shift", "scale"])?,
             out: Linear::with_init(store, &format!("{name}.out"), w, dim, true, Init::Zeros)?,
             config,
         })
@@ -87,7 +107,7 @@ impl FlowHead {
     /// Velocity `[N, dim]` at points `z` `[N, dim]`, times `r` (one per row) and conditions
     /// `cond` `[N, cond]`.
     pub fn velocity(&self, tape: &Tape, store: &ParamStore, z: &Var, r: &[f32], cond: &Var) -> Result<Var> {
-        let (n, w) = (z.shape()[0], self.config.width);
+        let n = z.shape()[0];
         if z.shape() != [n, self.config.dim] || cond.shape() != [n, self.config.cond] || r.len() != n {
             return Err(Error::invalid(
                 "FlowHead",
@@ -108,13 +128,11 @@ impl FlowHead {
         let y = self.cond.forward(tape, store, cond)?.add(&temb)?.silu()?;
         let mut x = self.input.forward(tape, store, z)?;
         for b in &self.blocks {
-            let mods = b.ada.forward(tape, store, &y)?;
-            let h = modulate(&b.norm.forward(tape, store, &x)?, &mods, 0, w)?;
+            let h = b.ada.apply(tape, store, &b.norm.forward(tape, store, &x)?, &y)?;
             let h = b.fc2.forward(tape, store, &b.fc1.forward(tape, store, &h)?.silu()?)?;
-            x = x.add(&h.mul(&mods.slice(1, 2 * w, 3 * w)?)?)?;
+            x = x.add(&h.mul(&b.ada.part(tape, store, &y, 2)?)?)?;
         }
-        let mods = self.final_ada.forward(tape, store, &y)?;
-        let h = modulate(&self.final_norm.forward(tape, store, &x)?, &mods, 0, w)?;
+        let h = self.final_ada.apply(tape, store, &self.final_norm.forward(tape, store, &x)?, &y)?;
         self.out.forward(tape, store, &h)
     }
 

@@ -116,7 +116,9 @@ pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, trans_a: bool, tran
 /// Aᵀ·B with a long inner dimension and a small result (the weight gradient of a linear or
 /// convolution layer: K = every row of a batch) gives too few workgroups to use the cores.
 /// Splitting K into S blocks, multiplying them as a batch and summing the S partial products
-/// (a fixed order) spreads the work. Both operands must be plain matrices stored `[K, ..]`.
+/// (a fixed order) spreads the work. When K does not split evenly into blocks of a multiple of
+/// 4 (as the subgroup kernel wants), the last few rows make one more small product. Both
+/// operands must be plain matrices stored `[K, ..]`.
 fn split_inner_dimension(
     a: &Tensor,
     b: &Tensor,
@@ -138,11 +140,19 @@ fn split_inner_dimension(
     if b.shape()[0] != k || m * n > 256 * 256 {
         return Ok(None);
     }
-    let Some(s) = [16usize, 8, 4].into_iter().find(|s| k % s == 0 && k / s >= 4096) else {
+    let Some(s) = [16usize, 8, 4].into_iter().find(|s| k / s >= 4096) else {
         return Ok(None);
     };
-    let parts = matmul(&a.reshape(&[s, k / s, m])?, &b.reshape(&[s, k / s, n])?, None, true, false)?;
-    Ok(Some(super::sum(&parts, 0, false)?))
+    let main = k / (4 * s) * (4 * s);
+    let (am, bm) =
+        if main == k { (a.clone(), b.clone()) } else { (super::slice(a, 0, 0, main)?, super::slice(b, 0, 0, main)?) };
+    let parts = matmul(&am.reshape(&[s, main / s, m])?, &bm.reshape(&[s, main / s, n])?, None, true, false)?;
+    let sum = super::sum(&parts, 0, false)?;
+    if main == k {
+        return Ok(Some(sum));
+    }
+    let rest = matmul_with(&super::slice(a, 0, main, k)?, &super::slice(b, 0, main, k)?, None, true, false, None)?;
+    Ok(Some(super::add(&sum, &rest)?))
 }
 
 /// Whether the operands may be rewritten for the subgroup kernel (8-lane subgroups, f32
