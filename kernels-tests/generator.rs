@@ -126,3 +126,73 @@ fn generation_is_seeded_and_keeps_the_context() {
     assert!(gen_.generate(&g, &store, &ctx[..5], b, &opts(f, 1)).is_err());
     assert!(gen_.generate(&g, &store, &ctx, b, &opts(1, 1)).is_err());
 }
+
+#[test]
+fn patches_round_trip_and_group_neighbours() {
+    use enma::train::{patchify, unpatchify};
+    // 2D latents [1, 2, 4, 4, 3] in patches of 2 × 2: 4 tokens of 12 channels
+    let shape = [1, 2, 4, 4, 3];
+    let lat: Vec<f32> = (0..2 * 4 * 4 * 3).map(|i| i as f32).collect();
+    let t = patchify(&lat, &shape, 2, 0.5).unwrap();
+    assert_eq!(t.shape, [1, 2, 4, 12]);
+    // token 1 of frame 0 = rows 0..2, columns 2..4; its sub-position (1, 0) = row 1, column 2
+    assert_eq!(t.data[12 + 2 * 3], 0.5 * lat[(4 + 2) * 3]);
+    assert_eq!(unpatchify(&t.data, &shape, 2, 0.5).unwrap(), lat);
+    // 1D with p = 1 is a scaled copy
+    let t1 = patchify(&lat, &[2, 2, 8, 3], 1, 2.0).unwrap();
+    assert_eq!(t1.shape, [2, 2, 8, 3]);
+    assert!(t1.data.iter().zip(&lat).all(|(a, b)| *a == 2.0 * b));
+    assert!(patchify(&lat, &shape, 3, 1.0).is_err());
+}
+
+#[test]
+fn rollouts_are_seeded_keep_their_shape_and_score_finitely() {
+    use enma::data::generate::{GenConfig, PdeName, Preset, generate_split};
+    use enma::eval::{Pipeline, RolloutConfig, rollout, score};
+    use enma::model::{Block, Vae, VaeConfig};
+    let g = gpu();
+    let full = generate_split(
+        &GenConfig::new(PdeName::Advection, Preset::Tiny, 9),
+        enma::data::pde::Split::Train,
+        0..1,
+        &|| {},
+    )
+    .unwrap();
+    let mut truth = enma::data::dataset::subsample(&full, 2, 4).unwrap(); // 10 frames × 32 points
+    truth.shape[0] = 3;
+    truth.data.truncate(3 * truth.stride());
+    truth.env.truncate(3);
+    let norm = enma::data::dataset::Normalization::fit(&truth);
+    let mut input = truth.clone();
+    norm.apply(&mut input).unwrap();
+    let mut vs = ParamStore::new(&g, 1);
+    let vcfg = VaeConfig {
+        channels: 1,
+        spatial_axes: 1,
+        width: 8,
+        max_width: 16,
+        latent_dim: 4,
+        blocks: vec![Block::Res, Block::Space, Block::Time],
+        kl_weight: 1e-4,
+        interp: None,
+    };
+    let vae = Vae::new(&mut vs, vcfg).unwrap();
+    let mut gs = ParamStore::new(&g, 2);
+    let mut gcfg = GeneratorConfig::tiny(4, vec![16]);
+    (gcfg.width, gcfg.flow_width, gcfg.causal_depth, gcfg.spatial_depth) = (16, 16, 1, 1);
+    let generator = Generator::new(&mut gs, gcfg).unwrap();
+    let p = Pipeline { vae: &vae, vae_store: &vs, generator: &generator, gen_store: &gs, scale: 2.0, patch: 1 };
+    let cfg = RolloutConfig { context_frames: 3, samples: 2, batch: 4, temperature: 1.0, seed: 7 };
+    let a = rollout(&g, &p, &input, &cfg).unwrap();
+    assert_eq!(a.len(), 3 * 2 * truth.stride());
+    assert!(a.iter().all(|v| v.is_finite()));
+    assert_eq!(a, rollout(&g, &p, &input, &cfg).unwrap());
+    // the two samples of a trajectory differ after the observed frames
+    let s = truth.stride();
+    assert_ne!(a[..s], a[s..2 * s]);
+    let sc = score(&a, &truth, &norm, &cfg).unwrap();
+    assert!(sc.rel_l2.is_finite() && sc.crps.is_finite() && sc.rmsce.is_finite() && sc.rel_l2_repeat_last > 0.0);
+    assert_eq!((sc.trajectories, sc.samples), (3, 2));
+    assert!(rollout(&g, &p, &input, &RolloutConfig { context_frames: 4, ..cfg }).is_err());
+    assert!(score(&a[1..], &truth, &norm, &cfg).is_err());
+}

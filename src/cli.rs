@@ -121,11 +121,19 @@ pub fn inspect(path: &Path) -> enma::Result<()> {
     Ok(())
 }
 
-pub fn require_vae(stage: &str) -> enma::Result<()> {
-    if stage != "vae" {
-        return Err(enma::Error::invalid("--stage", format!("stage `{stage}` is not available yet; `vae` is")));
+/// The two stages of ENMA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Vae,
+    Generator,
+}
+
+pub fn parse_stage(stage: &str) -> enma::Result<Stage> {
+    match stage {
+        "vae" => Ok(Stage::Vae),
+        "generator" | "gen" => Ok(Stage::Generator),
+        _ => Err(enma::Error::invalid("--stage", format!("unknown stage `{stage}`: `vae` or `generator`"))),
     }
-    Ok(())
 }
 
 /// (dataset, max width, default steps, default batch) of a `<dataset>-<size>` preset.
@@ -220,21 +228,50 @@ pub fn train_vae(
     Ok(())
 }
 
-pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, fine: Option<&Path>, json: bool) -> enma::Result<()> {
-    use enma::data::dataset::Normalization;
+fn read_meta(run: &Path) -> enma::Result<serde_json::Value> {
     let meta_path = run.join("meta.json");
-    let meta: serde_json::Value = serde_json::from_slice(
+    serde_json::from_slice(
         &std::fs::read(&meta_path).map_err(|e| enma::Error::Io { path: meta_path.display().to_string(), source: e })?,
     )
-    .map_err(|e| enma::Error::invalid("eval", format!("{}: {e}", meta_path.display())))?;
-    let bad = |k: &str| enma::Error::invalid("eval", format!("{}: missing or invalid `{k}`", meta_path.display()));
-    let config: enma::model::VaeConfig = serde_json::from_value(meta["config"].clone()).map_err(|_| bad("config"))?;
-    let norm: Normalization =
-        serde_json::from_value(meta["normalization"].clone()).map_err(|_| bad("normalization"))?;
-    let dataset = enma::data::generate::PdeName::parse(meta["dataset"].as_str().ok_or_else(|| bad("dataset"))?)?;
+    .map_err(|e| enma::Error::invalid("checkpoint", format!("{}: {e}", meta_path.display())))
+}
+
+fn meta_field<T: serde::de::DeserializeOwned>(run: &Path, meta: &serde_json::Value, key: &str) -> enma::Result<T> {
+    serde_json::from_value(meta[key].clone()).map_err(|e| {
+        enma::Error::invalid(
+            "checkpoint",
+            format!("{}: missing or invalid `{key}`: {e}", run.join("meta.json").display()),
+        )
+    })
+}
+
+/// A trained VAE run: the model, its weights, the data normalisation and the dataset.
+struct VaeRun {
+    vae: enma::model::Vae,
+    store: enma::ParamStore,
+    norm: enma::data::dataset::Normalization,
+    dataset: enma::data::generate::PdeName,
+}
+
+fn load_vae(gpu: &enma::Gpu, run: &Path) -> enma::Result<VaeRun> {
+    let meta = read_meta(run)?;
+    if meta["stage"] != "vae" {
+        return Err(enma::Error::invalid(
+            "checkpoint",
+            format!("{} is not a VAE run (stage {})", run.display(), meta["stage"]),
+        ));
+    }
+    let config: enma::model::VaeConfig = meta_field(run, &meta, "config")?;
+    let norm = meta_field(run, &meta, "normalization")?;
+    let dataset = enma::data::generate::PdeName::parse(&meta_field::<String>(run, &meta, "dataset")?)?;
     let mut store = enma::ParamStore::new(gpu, 0);
     let vae = enma::model::Vae::new(&mut store, config)?;
     enma::checkpoint::load(run, &store)?;
+    Ok(VaeRun { vae, store, norm, dataset })
+}
+
+pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, fine: Option<&Path>, json: bool) -> enma::Result<()> {
+    let VaeRun { vae, store, norm, dataset } = load_vae(gpu, run)?;
     let mut results = serde_json::Map::new();
     let mut report = |key: String, text: String, v: f64| {
         if !json {
@@ -287,6 +324,167 @@ pub fn eval_vae(gpu: &enma::Gpu, run: &Path, data: &Path, fine: Option<&Path>, j
                 rel,
             );
         }
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(results));
+    }
+    Ok(())
+}
+
+/// The generator of a preset size for tokens of `token_dim` channels on `grid`.
+fn generator_config(
+    preset: &str,
+    token_dim: usize,
+    grid: Vec<usize>,
+) -> enma::Result<enma::model::enma::GeneratorConfig> {
+    use enma::data::generate::Preset;
+    let size = preset.rsplit_once('-').map(|(_, s)| s).unwrap_or(preset);
+    let mut c = enma::model::enma::GeneratorConfig::tiny(token_dim, grid.clone());
+    match Preset::parse(size)? {
+        Preset::Tiny => {}
+        Preset::Small => {
+            (c.width, c.heads, c.causal_depth, c.spatial_depth, c.flow_width, c.flow_depth) = (256, 8, 4, 4, 256, 3);
+        }
+        Preset::Paper => {
+            (c.width, c.heads, c.causal_depth, c.spatial_depth, c.flow_width, c.flow_depth) = (512, 8, 6, 6, 512, 3);
+        }
+    }
+    if grid.len() == 2 {
+        c.unmask_steps = 16;
+    }
+    Ok(c)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train_generator(
+    gpu: &enma::Gpu,
+    preset: &str,
+    data: &Path,
+    vae_dir: &Path,
+    out: &Path,
+    steps: Option<u64>,
+    batch: Option<usize>,
+    seed: u64,
+    quiet: bool,
+) -> enma::Result<()> {
+    use enma::data::generate::PdeName;
+    use std::io::Write;
+    let VaeRun { vae, store: vae_store, norm, dataset } = load_vae(gpu, vae_dir)?;
+    let mut train = load_split(data, dataset, Split::Train)?;
+    norm.apply(&mut train)?;
+    let t0 = Instant::now();
+    let (means, shape) = enma::train::encode_means(gpu, &vae, &vae_store, &train, 16)?;
+    let scale = enma::train::latent_scale(&means);
+    let patch = if matches!(dataset, PdeName::Wave | PdeName::Vorticity) { 4 } else { 1 };
+    let tokens = enma::train::patchify(&means, &shape, patch, scale)?;
+    let grid: Vec<usize> = shape[2..shape.len() - 1].iter().map(|s| s / patch).collect();
+    let config = generator_config(preset, tokens.shape[3], grid)?;
+    let mut store = enma::ParamStore::new(gpu, seed);
+    let generator = enma::model::enma::Generator::new(&mut store, config.clone())?;
+    let defaults = enma::train::GeneratorTrainConfig::default();
+    let tcfg = enma::train::GeneratorTrainConfig {
+        steps: steps.unwrap_or(defaults.steps),
+        batch: batch.unwrap_or(if dataset.is_2d() { 64 } else { 32 }),
+        seed,
+        ..defaults
+    };
+    std::fs::create_dir_all(out).map_err(|e| enma::Error::Io { path: out.display().to_string(), source: e })?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = std::fs::File::create(&metrics_path)
+        .map_err(|e| enma::Error::Io { path: metrics_path.display().to_string(), source: e })?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(tcfg.steps) };
+    bar.set_style(
+        ProgressStyle::with_template("generator [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut last = f32::NAN;
+    enma::train::train_generator(gpu, &generator, &store, &tokens, &tcfg, |log| {
+        last = log.loss;
+        bar.set_position(log.step + 1);
+        bar.set_message(format!("flow loss {:.4e}", log.loss));
+        let _ = writeln!(
+            metrics,
+            "{}",
+            serde_json::json!({"step": log.step, "loss": log.loss, "lr": log.lr, "seconds": t0.elapsed().as_secs_f64()})
+        );
+    })?;
+    bar.finish_and_clear();
+    let vae_path = vae_dir.canonicalize().unwrap_or_else(|_| vae_dir.to_path_buf());
+    let meta = serde_json::json!({
+        "stage": "generator", "preset": preset, "dataset": dataset.name(), "config": config,
+        "vae": vae_path, "latent_scale": scale, "patch": patch, "train": tcfg,
+        "seconds": t0.elapsed().as_secs_f64(), "final_loss": last,
+    });
+    enma::checkpoint::save(out, &store, &meta)?;
+    println!(
+        "trained the generator {} steps in {:.1} s, final flow loss {last:.4e}; checkpoint in {}",
+        tcfg.steps,
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+pub fn eval_generator(
+    gpu: &enma::Gpu,
+    run: &Path,
+    data: &Path,
+    rollout: &enma::eval::RolloutConfig,
+    json: bool,
+) -> enma::Result<()> {
+    let meta = read_meta(run)?;
+    if meta["stage"] != "generator" {
+        return Err(enma::Error::invalid(
+            "eval",
+            format!("{} is not a generator run (stage {})", run.display(), meta["stage"]),
+        ));
+    }
+    let vae_dir: std::path::PathBuf = meta_field(run, &meta, "vae")?;
+    let VaeRun { vae, store: vae_store, norm, dataset } = load_vae(gpu, &vae_dir)?;
+    let config: enma::model::enma::GeneratorConfig = meta_field(run, &meta, "config")?;
+    let mut store = enma::ParamStore::new(gpu, 0);
+    let generator = enma::model::enma::Generator::new(&mut store, config)?;
+    enma::checkpoint::load(run, &store)?;
+    let pipeline = enma::eval::Pipeline {
+        vae: &vae,
+        vae_store: &vae_store,
+        generator: &generator,
+        gen_store: &store,
+        scale: meta_field(run, &meta, "latent_scale")?,
+        patch: meta_field(run, &meta, "patch")?,
+    };
+    let mut results = serde_json::Map::new();
+    if !json {
+        println!(
+            "temporal conditioning: {} observed frames, {} samples per trajectory (lower is better; calibrated RMSCE → 0)",
+            rollout.context_frames, rollout.samples
+        );
+        println!("split  trajectories  rel L2 (samples)  rel L2 (mean)  repeat last   CRPS       RMSCE      s");
+    }
+    for split in [Split::InD, Split::OutD] {
+        let truth = load_split(data, dataset, split)?;
+        let mut input = truth.clone();
+        norm.apply(&mut input)?;
+        let t0 = Instant::now();
+        let pred = enma::eval::rollout(gpu, &pipeline, &input, rollout)?;
+        let s = enma::eval::score(&pred, &truth, &norm, rollout)?;
+        let secs = t0.elapsed().as_secs_f64();
+        if !json {
+            println!(
+                "{:<6} {:>12}  {:>16.4e}  {:>13.4e}  {:>11.4e}  {:.3e}  {:.3e}  {secs:.1}",
+                split.name(),
+                s.trajectories,
+                s.rel_l2,
+                s.rel_l2_mean,
+                s.rel_l2_repeat_last,
+                s.crps,
+                s.rmsce
+            );
+        }
+        let mut v = serde_json::to_value(s).map_err(|e| enma::Error::invalid("eval", e.to_string()))?;
+        v["seconds"] = serde_json::json!(secs);
+        results.insert(split.name().to_string(), v);
     }
     if json {
         println!("{}", serde_json::Value::Object(results));

@@ -26,6 +26,7 @@ pub mod autodiff;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod gpu;
 pub mod metrics;
 pub mod model;

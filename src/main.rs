@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Train a stage of ENMA (stage 1: `--stage vae`).
+    /// Train a stage of ENMA: `--stage vae`, then `--stage generator --vae <the VAE run>`.
     Train {
         /// `<dataset>-<size>`, e.g. advection-tiny.
         #[arg(long)]
@@ -80,6 +80,9 @@ enum Command {
         /// Turn the interpolation module on (irregular inputs: 20–100 % of the points per sample).
         #[arg(long)]
         interp: bool,
+        /// The trained VAE run whose latents the generator models (`--stage generator`).
+        #[arg(long)]
+        vae: Option<PathBuf>,
         #[arg(long)]
         quiet: bool,
     },
@@ -96,6 +99,14 @@ enum Command {
         /// super-resolution score of interpolating models.
         #[arg(long)]
         fine: Option<PathBuf>,
+        /// Generator: observed physical frames L (odd).
+        #[arg(long, default_value_t = 5)]
+        context: usize,
+        /// Generator: samples per trajectory.
+        #[arg(long, default_value_t = 16)]
+        samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -135,16 +146,36 @@ fn run(cli: Cli) -> enma::Result<()> {
             cli::generate(&cfg, &out, shard, &splits, yes, quiet)?;
         }
         Command::Inspect { file } => cli::inspect(&file)?,
-        Command::Train { preset, stage, data, out, steps, batch, seed, interp, quiet } => {
-            cli::require_vae(&stage)?;
-            let gpu = Gpu::new(options)?;
+        Command::Train { preset, stage, data, out, steps, batch, seed, interp, vae, quiet } => {
+            let stage_kind = cli::parse_stage(&stage)?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{preset}-{stage}")));
-            cli::train_vae(&gpu, &preset, &data, &out, steps, batch, seed, interp, quiet)?;
+            match (stage_kind, vae) {
+                (cli::Stage::Vae, _) => {
+                    let gpu = Gpu::new(options)?;
+                    cli::train_vae(&gpu, &preset, &data, &out, steps, batch, seed, interp, quiet)?;
+                }
+                (cli::Stage::Generator, Some(vae)) => {
+                    let gpu = Gpu::new(options)?;
+                    cli::train_generator(&gpu, &preset, &data, &vae, &out, steps, batch, seed, quiet)?;
+                }
+                (cli::Stage::Generator, None) => {
+                    return Err(enma::Error::invalid(
+                        "--vae",
+                        "the generator needs the trained VAE run: --vae runs/<preset>-vae",
+                    ));
+                }
+            }
         }
-        Command::Eval { stage, run, data, fine, json } => {
-            cli::require_vae(&stage)?;
+        Command::Eval { stage, run, data, fine, context, samples, seed, json } => {
             let gpu = Gpu::new(options)?;
-            cli::eval_vae(&gpu, &run, &data, fine.as_deref(), json)?;
+            match cli::parse_stage(&stage)? {
+                cli::Stage::Vae => cli::eval_vae(&gpu, &run, &data, fine.as_deref(), json)?,
+                cli::Stage::Generator => {
+                    let cfg =
+                        enma::eval::RolloutConfig { context_frames: context, samples, seed, ..Default::default() };
+                    cli::eval_generator(&gpu, &run, &data, &cfg, json)?
+                }
+            }
         }
         Command::Merge { out, shards } => {
             enma::data::generate::merge(&shards, &out)?;

@@ -165,7 +165,7 @@ pub fn sample_points(
 
 /// Writes a channels-last batch `r` `[B, T, P, C]` of trajectories `idx` into `out`, laid out
 /// `[N, T, C, P]` (the inverse of [`channels_last`]).
-fn scatter_trajectories(r: &[f32], idx: &[usize], out: &mut [f32], t: usize, c: usize, points: usize) {
+pub(crate) fn scatter_trajectories(r: &[f32], idx: &[usize], out: &mut [f32], t: usize, c: usize, points: usize) {
     let stride = t * c * points;
     for (k, &i) in idx.iter().enumerate() {
         let dst = &mut out[i * stride..(i + 1) * stride];
@@ -227,4 +227,184 @@ pub fn reconstruct_points(
         scatter_trajectories(&r, chunk, &mut out, t, c, points);
     }
     Ok(out)
+}
+
+/// Options of stage 2 (MODEL.md §5): AdamW (0.9, 0.95), weight decay 1e-4, linear warm-up then
+/// cosine to `lr_floor`, global gradient-norm clipping.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GeneratorTrainConfig {
+    pub steps: u64,
+    pub batch: usize,
+    pub lr: f32,
+    pub lr_floor: f32,
+    /// Warm-up steps (the paper's 500, capped at a fifth of a short run).
+    pub warmup: u64,
+    pub weight_decay: f32,
+    pub clip_norm: f32,
+    pub seed: u64,
+}
+
+impl Default for GeneratorTrainConfig {
+    fn default() -> Self {
+        GeneratorTrainConfig {
+            steps: 600,
+            batch: 32,
+            lr: 1e-3,
+            lr_floor: 1e-5,
+            warmup: 500,
+            weight_decay: 1e-4,
+            clip_norm: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Latents of a dataset as generator tokens: posterior means `[N, F', S'.., d]` of the frozen
+/// VAE, times `scale`, patched into `[N, F', M, d·p^axes]`.
+#[derive(Debug, Clone)]
+pub struct LatentTokens {
+    pub data: Vec<f32>,
+    /// `[N, F', M, D]`.
+    pub shape: [usize; 4],
+}
+
+/// Posterior means of every trajectory (normalised data), `[N, F', S'.., d]`, with their shape.
+pub fn encode_means(
+    gpu: &Gpu,
+    vae: &Vae,
+    store: &ParamStore,
+    data: &Trajectories,
+    batch: usize,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    if vae.interp.is_some() {
+        return Err(Error::invalid(
+            "encode",
+            "the generator is trained on the regular-grid VAE (interpolation module off, as on the dynamics benchmarks)",
+        ));
+    }
+    let idx: Vec<usize> = (0..data.n()).collect();
+    let mut out = Vec::new();
+    let mut shape = Vec::new();
+    for chunk in idx.chunks(batch.max(1)) {
+        let (x, s) = channels_last(data, chunk)?;
+        let tape = Tape::no_grad(gpu);
+        let (mean, _) = vae.encoder.forward(&tape, store, &tape.constant(Tensor::from_slice(gpu, &x, &s)?))?;
+        shape = mean.shape().to_vec();
+        out.extend(mean.to_vec()?);
+    }
+    if let Some(n) = shape.first_mut() {
+        *n = data.n();
+    }
+    Ok((out, shape))
+}
+
+/// 1 / standard deviation of all latent values (MODEL.md §4's latent scaling).
+pub fn latent_scale(latents: &[f32]) -> f32 {
+    let n = latents.len().max(1) as f64;
+    let mean = latents.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = latents.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (1.0 / var.sqrt().max(1e-12)) as f32
+}
+
+/// Patches latents `[N, F, S.., d]` (one or two spatial axes) into tokens of p×p (2D) or p
+/// (1D) positions, times `scale`.
+pub fn patchify(latents: &[f32], shape: &[usize], patch: usize, scale: f32) -> Result<LatentTokens> {
+    let (n, f, d) = (shape[0], shape[1], shape[shape.len() - 1]);
+    let sp = &shape[2..shape.len() - 1];
+    if patch == 0 || sp.is_empty() || sp.len() > 2 || sp.iter().any(|s| s % patch != 0) {
+        return Err(Error::invalid("patchify", format!("latents {shape:?} do not split into patches of {patch}")));
+    }
+    let (h, w) = if sp.len() == 1 { (1, sp[0]) } else { (sp[0], sp[1]) };
+    let (ph, pw) = if sp.len() == 1 { (1, patch) } else { (patch, patch) };
+    let (mh, mw) = (h / ph, w / pw);
+    let dt = d * ph * pw;
+    let mut out = vec![0f32; latents.len()];
+    for nf in 0..n * f {
+        for y in 0..h {
+            for x in 0..w {
+                let tok = (y / ph) * mw + x / pw;
+                let sub = (y % ph) * pw + x % pw;
+                for c in 0..d {
+                    out[(nf * mh * mw + tok) * dt + sub * d + c] = scale * latents[((nf * h + y) * w + x) * d + c];
+                }
+            }
+        }
+    }
+    Ok(LatentTokens { data: out, shape: [n, f, mh * mw, dt] })
+}
+
+/// The inverse of [`patchify`]: tokens `[N, F, M, D]` back to latents of `shape`.
+pub fn unpatchify(tokens: &[f32], shape: &[usize], patch: usize, scale: f32) -> Result<Vec<f32>> {
+    let probe = patchify(&vec![0.0; tokens.len()], shape, patch, 1.0)?;
+    let (n, f, d) = (shape[0], shape[1], shape[shape.len() - 1]);
+    let sp = &shape[2..shape.len() - 1];
+    let (h, w) = if sp.len() == 1 { (1, sp[0]) } else { (sp[0], sp[1]) };
+    let (ph, pw) = if sp.len() == 1 { (1, patch) } else { (patch, patch) };
+    let mw = w / pw;
+    let dt = probe.shape[3];
+    let m = probe.shape[2];
+    let mut out = vec![0f32; tokens.len()];
+    for nf in 0..n * f {
+        for y in 0..h {
+            for x in 0..w {
+                let tok = (y / ph) * mw + x / pw;
+                let sub = (y % ph) * pw + x % pw;
+                for c in 0..d {
+                    out[((nf * h + y) * w + x) * d + c] = tokens[(nf * m + tok) * dt + sub * d + c] / scale;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Trains `generator` on latent token sequences `tokens` (teacher forcing; random masking per
+/// frame; flow-matching loss on the masked tokens); `on_step` sees every step's loss.
+pub fn train_generator(
+    gpu: &Gpu,
+    generator: &crate::model::enma::Generator,
+    store: &ParamStore,
+    tokens: &LatentTokens,
+    cfg: &GeneratorTrainConfig,
+    mut on_step: impl FnMut(StepLog),
+) -> Result<()> {
+    let [n, f, m, d] = tokens.shape;
+    if n == 0 {
+        return Err(Error::invalid("train", "no training sequences"));
+    }
+    let opt_cfg = AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        weight_decay: cfg.weight_decay,
+        clip_norm: Some(cfg.clip_norm),
+        ..AdamWConfig::default()
+    };
+    let mut opt = AdamW::new(store, opt_cfg)?;
+    let warmup = cfg.warmup.min(cfg.steps / 5);
+    let sched = LrSchedule { base: cfg.lr, warmup, total: cfg.steps, floor: cfg.lr_floor };
+    let batch = cfg.batch.min(n).max(1);
+    let per = f * m * d;
+    let (mut epoch, mut queue) = (0, Vec::<Vec<usize>>::new());
+    for step in 0..cfg.steps {
+        if queue.is_empty() {
+            queue = batches(n, batch, cfg.seed ^ 0x6E, epoch, true);
+            queue.reverse();
+            epoch += 1;
+        }
+        let idx = queue.pop().expect("a batch");
+        let mut x = Vec::with_capacity(idx.len() * per);
+        for &i in &idx {
+            x.extend_from_slice(&tokens.data[i * per..(i + 1) * per]);
+        }
+        let tape = Tape::new(gpu);
+        let z = tape.constant(Tensor::from_slice(gpu, &x, &[idx.len(), f, m, d])?);
+        let loss = generator.loss(&tape, store, &z, cfg.seed, step)?;
+        let grads = loss.backward()?;
+        let lr = sched.at(step);
+        opt.step(store, &grads, lr)?;
+        let l = loss.to_vec()?[0];
+        check_finite("generator loss", l, step)?;
+        on_step(StepLog { step, loss: l, lr });
+    }
+    Ok(())
 }

@@ -1,0 +1,158 @@
+//! Rollouts and their evaluation (MODEL.md §4 protocols, §6 metrics): temporal conditioning on
+//! the first L frames, K samples per trajectory generated as one batch, decoded by the VAE.
+
+use crate::autodiff::{ParamStore, Tape};
+use crate::data::dataset::Normalization;
+use crate::data::hdf5::Trajectories;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Tensor};
+use crate::model::Vae;
+use crate::model::enma::{GenerateOptions, Generator};
+use crate::train::{encode_means, patchify, scatter_trajectories, unpatchify};
+
+/// A trained pipeline: the frozen VAE, the generator, and the latent scale and patch size
+/// between them.
+pub struct Pipeline<'a> {
+    pub vae: &'a Vae,
+    pub vae_store: &'a ParamStore,
+    pub generator: &'a Generator,
+    pub gen_store: &'a ParamStore,
+    pub scale: f32,
+    pub patch: usize,
+}
+
+/// How to roll out.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct RolloutConfig {
+    /// Observed physical frames L (odd: (L + 1)/2 latent frames).
+    pub context_frames: usize,
+    /// Samples K per trajectory.
+    pub samples: usize,
+    /// Sequences per generator call (trajectories × samples).
+    pub batch: usize,
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig { context_frames: 5, samples: 16, batch: 256, temperature: 1.0, seed: 0 }
+    }
+}
+
+/// Rolls out every trajectory of `data` (normalised) K times from its first L frames: returns
+/// `[N, K, T, C, S..]` (normalised), the observed frames being the VAE's reconstructions.
+pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Vec<f32>> {
+    let (t, c) = (data.frames(), data.channels());
+    if cfg.context_frames == 0 || cfg.context_frames.is_multiple_of(2) || cfg.context_frames >= t {
+        return Err(Error::invalid(
+            "rollout",
+            format!("{} context frames: use an odd number below the {t} frames of a trajectory", cfg.context_frames),
+        ));
+    }
+    if cfg.samples == 0 {
+        return Err(Error::invalid("rollout", "at least one sample per trajectory"));
+    }
+    let (means, shape) = encode_means(gpu, p.vae, p.vae_store, data, 16)?;
+    let tokens = patchify(&means, &shape, p.patch, p.scale)?;
+    let [n, frames, m, d] = tokens.shape;
+    let per_frame = m * d;
+    let lc = cfg.context_frames.div_ceil(2);
+    let k = cfg.samples;
+    let points: usize = data.spatial().iter().product();
+    let stride = t * c * points;
+    let mut out = vec![0f32; n * k * stride];
+    let per_call = (cfg.batch / k).max(1);
+    let all: Vec<usize> = (0..n).collect();
+    for (ci, chunk) in all.chunks(per_call).enumerate() {
+        let mut ctx = Vec::with_capacity(chunk.len() * k * lc * per_frame);
+        for &i in chunk {
+            let seq = &tokens.data[i * frames * per_frame..][..lc * per_frame];
+            for _ in 0..k {
+                ctx.extend_from_slice(seq);
+            }
+        }
+        let opts = GenerateOptions {
+            frames,
+            temperature: cfg.temperature,
+            seed: cfg.seed.wrapping_add(ci as u64).wrapping_mul(0x2545_F491),
+        };
+        let generated = p.generator.generate(gpu, p.gen_store, &ctx, chunk.len() * k, &opts)?;
+        let mut lshape = shape.clone();
+        lshape[0] = chunk.len() * k;
+        let lat = unpatchify(&generated, &lshape, p.patch, p.scale)?;
+        // decode in groups of at most 32 sequences
+        let seqs = chunk.len() * k;
+        let lat_per = lat.len() / seqs;
+        for start in (0..seqs).step_by(32) {
+            let end = (start + 32).min(seqs);
+            let mut ls = lshape.clone();
+            ls[0] = end - start;
+            let tape = Tape::no_grad(gpu);
+            let z = tape.constant(Tensor::from_slice(gpu, &lat[start * lat_per..end * lat_per], &ls)?);
+            let rec = p.vae.decoder.forward(&tape, p.vae_store, &z, t)?.to_vec()?;
+            let idx: Vec<usize> = (0..end - start).map(|j| (chunk[0] * k) + start + j).collect();
+            scatter_trajectories(&rec, &idx, &mut out, t, c, points);
+        }
+    }
+    Ok(out)
+}
+
+/// Scores of a rollout on the predicted frames (L..T), in physical units.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RolloutScores {
+    /// Relative L2 of each sample, averaged over samples and trajectories.
+    pub rel_l2: f64,
+    /// Relative L2 of the ensemble mean.
+    pub rel_l2_mean: f64,
+    /// Relative L2 of repeating the last observed frame (the naive baseline).
+    pub rel_l2_repeat_last: f64,
+    pub crps: f64,
+    pub rmsce: f64,
+    pub trajectories: usize,
+    pub samples: usize,
+}
+
+/// Scores `pred` `[N, K, T, C, S..]` (normalised, from [`rollout`]) against `truth` (physical)
+/// on frames `context_frames..T`.
+pub fn score(pred: &[f32], truth: &Trajectories, norm: &Normalization, cfg: &RolloutConfig) -> Result<RolloutScores> {
+    let (n, t) = (truth.n(), truth.frames());
+    let stride = truth.stride();
+    let k = cfg.samples;
+    if pred.len() != n * k * stride {
+        return Err(Error::invalid("score", format!("{} predicted values for {n} × {k} trajectories", pred.len())));
+    }
+    let mut phys = Trajectories { data: pred.to_vec(), ..truth.clone() };
+    phys.shape[0] = n * k;
+    phys.env = truth.env.iter().flat_map(|&e| std::iter::repeat_n(e, k)).collect();
+    norm.invert(&mut phys)?;
+    let from = cfg.context_frames * stride / t;
+    let horizon = stride - from;
+    let frame = stride / t;
+    let (mut rel, mut rel_mean, mut rel_last, mut crps, mut rmsce) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in 0..n {
+        let y = &truth.data[i * stride + from..(i + 1) * stride];
+        let members: Vec<f32> = (0..k)
+            .flat_map(|j| phys.data[(i * k + j) * stride + from..(i * k + j + 1) * stride].iter().copied())
+            .collect();
+        rel += crate::metrics::relative_l2(&members, &y.repeat(k), horizon);
+        let mean: Vec<f32> =
+            (0..horizon).map(|e| (0..k).map(|j| members[j * horizon + e]).sum::<f32>() / k as f32).collect();
+        rel_mean += crate::metrics::relative_l2(&mean, y, horizon);
+        let last = &truth.data[i * stride + from - frame..i * stride + from];
+        let repeat: Vec<f32> = (0..horizon / frame).flat_map(|_| last.iter().copied()).collect();
+        rel_last += crate::metrics::relative_l2(&repeat, y, horizon);
+        crps += crate::metrics::crps(&members, y);
+        rmsce += if k > 1 { crate::metrics::rmsce(&members, y) } else { f64::NAN };
+    }
+    let nf = n.max(1) as f64;
+    Ok(RolloutScores {
+        rel_l2: rel / nf,
+        rel_l2_mean: rel_mean / nf,
+        rel_l2_repeat_last: rel_last / nf,
+        crps: crps / nf,
+        rmsce: rmsce / nf,
+        trajectories: n,
+        samples: k,
+    })
+}
