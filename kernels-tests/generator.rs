@@ -52,6 +52,36 @@ fn kv_cache_decoding_equals_the_teacher_forced_forward() {
     assert_eq!(other[f * m * w..], full[f * m * w..], "batch 1 is independent");
 }
 
+#[test]
+fn in_context_sequences_decode_like_their_teacher_forced_forward() {
+    let g = gpu();
+    let mut store = ParamStore::new(&g, 5);
+    let (b, f, m, d, w) = (2, 3, 4, 2, 16);
+    let ct = CausalTransformer::new(&mut store, "c", d, m, w, 2, 2, 2).unwrap();
+    // [context (3 frames) ; target (3 frames)] as 6 frames
+    let z = rand_vec(b * 2 * f * m * d, 7, -1.0, 1.0);
+    let tape = Tape::no_grad(&g);
+    let pos = tape.constant(enma::ops::posenc::sinusoidal_1d(&g, m, w).unwrap());
+    let blocks = [None, Some(0), Some(1), Some(2), None, Some(3), Some(4)];
+    let zt = tape.constant(Tensor::from_slice(&g, &z, &[b, 2 * f, m, d]).unwrap());
+    let full = ct.forward_blocks(&tape, &store, &zt, &blocks, &pos).unwrap();
+    assert_eq!(full.shape(), &[b, 7, m, w]);
+    let full = full.to_vec().unwrap();
+    let mut caches = ct.caches(&g, b, 7).unwrap();
+    for (i, blk) in blocks.iter().enumerate() {
+        let frame = blk.map(|fr| {
+            let v: Vec<f32> = (0..b).flat_map(|bi| z[(bi * 2 * f + fr) * m * d..][..m * d].iter().copied()).collect();
+            tape.constant(Tensor::from_slice(&g, &v, &[b, m, d]).unwrap())
+        });
+        let got = ct.step(&tape, &store, frame.as_ref(), &pos, &mut caches).unwrap().to_vec().unwrap();
+        for bi in 0..b {
+            let want = &full[(bi * 7 + i) * m * w..][..m * w];
+            assert_close(&format!("block {i}"), &got[bi * m * w..][..m * w], want, 1e-5, 1e-4);
+        }
+    }
+    assert!(ct.forward_blocks(&tape, &store, &zt, &[None, Some(6)], &pos).is_err());
+}
+
 /// Posterior means of the untrained advection-tiny VAE for 8 trajectories, scaled to unit
 /// variance: `[8, 11, 16, 4]` tokens.
 fn tiny_latents(g: &enma::Gpu) -> Vec<f32> {
@@ -103,6 +133,19 @@ fn the_generator_overfits_one_batch_of_advection_tiny_latents() {
     assert!(last < first / 10.0, "flow loss {first} -> {last}");
 }
 
+/// Gives the zero-initialised output and modulation maps of the flow head random weights, so
+/// that (as after training) its samples depend on their conditions.
+fn wake_head(store: &ParamStore) {
+    for (k, p) in store.params().into_iter().enumerate() {
+        let name = store.name(&p).unwrap().to_string();
+        if name.starts_with("head.") && store.tensor(&p).unwrap().to_vec().unwrap().iter().all(|v| *v == 0.0) {
+            let shape = store.shape(&p).unwrap().to_vec();
+            let n = shape.iter().product();
+            store.set(&p, &shape, &rand_vec(n, 100 + k as u64, -0.3, 0.3)).unwrap();
+        }
+    }
+}
+
 #[test]
 fn generation_is_seeded_and_keeps_the_context() {
     let g = gpu();
@@ -111,9 +154,10 @@ fn generation_is_seeded_and_keeps_the_context() {
     cfg.width = 16;
     cfg.flow_width = 16;
     let gen_ = Generator::new(&mut store, cfg).unwrap();
+    wake_head(&store);
     let (b, l, f, per) = (3, 2, 5, 4 * 2);
     let ctx = rand_vec(b * l * per, 5, -1.0, 1.0);
-    let opts = |frames, seed| GenerateOptions { frames, temperature: 1.0, seed };
+    let opts = |frames, seed| GenerateOptions { prefix: None, frames, temperature: 1.0, seed };
     let run = |seed| gen_.generate(&g, &store, &ctx, b, &opts(f, seed)).unwrap();
     let (a, a2, c) = (run(1), run(1), run(2));
     assert_eq!(a.len(), b * f * per);
@@ -124,6 +168,29 @@ fn generation_is_seeded_and_keeps_the_context() {
         assert!(a[(bi * f + l) * per..(bi + 1) * f * per].iter().all(|v| v.is_finite() && *v != 0.0));
     }
     assert!(gen_.generate(&g, &store, &ctx[..5], b, &opts(f, 1)).is_err());
+    // with an in-context prefix (one whole trajectory per sequence) the samples change, the
+    // context is still kept, and a ragged prefix is an error
+    let prefix = rand_vec(b * f * per, 6, -1.0, 1.0);
+    let with = GenerateOptions { prefix: Some(&prefix), ..opts(f, 1) };
+    let p = gen_.generate(&g, &store, &ctx, b, &with).unwrap();
+    assert_ne!(p, a);
+    assert_eq!(p[..l * per], ctx[..l * per]);
+    assert!(gen_.generate(&g, &store, &ctx, b, &GenerateOptions { prefix: Some(&prefix[1..]), ..with }).is_err());
+    // the in-context loss covers both trajectories and reaches every parameter
+    let tape = Tape::new(&g);
+    let t =
+        |seed| tape.constant(Tensor::from_slice(&g, &rand_vec(b * f * per, seed, -1.0, 1.0), &[b, f, 4, 2]).unwrap());
+    let (z, c) = (t(8), t(9));
+    let plain = gen_.loss(&tape, &store, &z, 1, 0).unwrap().to_vec().unwrap()[0];
+    let with_ctx = gen_.loss_with_context(&tape, &store, &z, Some(&c), 1, 0).unwrap();
+    let grads = with_ctx.backward().unwrap();
+    let v = with_ctx.to_vec().unwrap()[0];
+    assert!(plain.is_finite() && v.is_finite() && v != plain, "{plain} {v}");
+    for p in store.params() {
+        let gr = grads.param(&p).unwrap().to_vec().unwrap();
+        assert!(gr.iter().all(|x| x.is_finite()) && gr.iter().any(|x| *x != 0.0), "{}", store.name(&p).unwrap());
+    }
+    assert!(gen_.loss_with_context(&tape, &store, &z, Some(&t(10).slice(1, 0, 2).unwrap()), 1, 0).is_err());
     assert!(gen_.generate(&g, &store, &ctx, b, &opts(1, 1)).is_err());
 }
 
@@ -181,8 +248,10 @@ fn rollouts_are_seeded_keep_their_shape_and_score_finitely() {
     let mut gcfg = GeneratorConfig::tiny(4, vec![16]);
     (gcfg.width, gcfg.flow_width, gcfg.causal_depth, gcfg.spatial_depth) = (16, 16, 1, 1);
     let generator = Generator::new(&mut gs, gcfg).unwrap();
+    wake_head(&gs);
     let p = Pipeline { vae: &vae, vae_store: &vs, generator: &generator, gen_store: &gs, scale: 2.0, patch: 1 };
-    let cfg = RolloutConfig { context_frames: 3, samples: 2, batch: 4, temperature: 1.0, seed: 7 };
+    let cfg =
+        RolloutConfig { context_frames: 3, context_trajectory: false, samples: 2, batch: 4, temperature: 1.0, seed: 7 };
     let a = rollout(&g, &p, &input, &cfg).unwrap();
     assert_eq!(a.len(), 3 * 2 * truth.stride());
     assert!(a.iter().all(|v| v.is_finite()));
@@ -194,5 +263,11 @@ fn rollouts_are_seeded_keep_their_shape_and_score_finitely() {
     assert!(sc.rel_l2.is_finite() && sc.crps.is_finite() && sc.rmsce.is_finite() && sc.rel_l2_repeat_last > 0.0);
     assert_eq!((sc.trajectories, sc.samples), (3, 2));
     assert!(rollout(&g, &p, &input, &RolloutConfig { context_frames: 4, ..cfg }).is_err());
+    // IVP with a context trajectory of the same environment
+    let ivp = RolloutConfig { context_frames: 1, context_trajectory: true, ..cfg };
+    let b = rollout(&g, &p, &input, &ivp).unwrap();
+    assert_eq!(b.len(), a.len());
+    assert_ne!(b, a);
+    assert!(score(&b, &truth, &norm, &ivp).unwrap().rel_l2.is_finite());
     assert!(score(&a[1..], &truth, &norm, &cfg).is_err());
 }

@@ -26,6 +26,9 @@ pub struct Pipeline<'a> {
 pub struct RolloutConfig {
     /// Observed physical frames L (odd: (L + 1)/2 latent frames).
     pub context_frames: usize,
+    /// IVP with a context trajectory: another trajectory of the same environment is given
+    /// whole, as `[BOS; context; BOS; target]` (use with `context_frames = 1`).
+    pub context_trajectory: bool,
     /// Samples K per trajectory.
     pub samples: usize,
     /// Sequences per generator call (trajectories × samples).
@@ -36,7 +39,14 @@ pub struct RolloutConfig {
 
 impl Default for RolloutConfig {
     fn default() -> Self {
-        RolloutConfig { context_frames: 5, samples: 16, batch: 256, temperature: 1.0, seed: 0 }
+        RolloutConfig {
+            context_frames: 5,
+            context_trajectory: false,
+            samples: 16,
+            batch: 256,
+            temperature: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -64,15 +74,32 @@ pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig
     let mut out = vec![0f32; n * k * stride];
     let per_call = (cfg.batch / k).max(1);
     let all: Vec<usize> = (0..n).collect();
+    let mut rng = crate::ops::random::Philox::new(cfg.seed ^ 0xC0DE, 0);
+    let partners: Vec<usize> = if cfg.context_trajectory {
+        (0..n)
+            .map(|i| {
+                crate::data::dataset::context_for(data, i, &mut rng).ok_or_else(|| {
+                    Error::invalid("rollout", format!("trajectory {i} has no other trajectory in its environment"))
+                })
+            })
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
     for (ci, chunk) in all.chunks(per_call).enumerate() {
         let mut ctx = Vec::with_capacity(chunk.len() * k * lc * per_frame);
+        let mut prefix = Vec::new();
         for &i in chunk {
             let seq = &tokens.data[i * frames * per_frame..][..lc * per_frame];
             for _ in 0..k {
                 ctx.extend_from_slice(seq);
+                if let Some(&j) = partners.get(i) {
+                    prefix.extend_from_slice(&tokens.data[j * frames * per_frame..(j + 1) * frames * per_frame]);
+                }
             }
         }
         let opts = GenerateOptions {
+            prefix: if cfg.context_trajectory { Some(&prefix) } else { None },
             frames,
             temperature: cfg.temperature,
             seed: cfg.seed.wrapping_add(ci as u64).wrapping_mul(0x2545_F491),

@@ -239,6 +239,9 @@ pub struct GeneratorTrainConfig {
     pub lr_floor: f32,
     /// Warm-up steps (the paper's 500, capped at a fifth of a short run).
     pub warmup: u64,
+    /// Probability of an in-context step (`[BOS; context; BOS; target]` with a context from
+    /// the same environment; MODEL.md §4).
+    pub context_prob: f32,
     pub weight_decay: f32,
     pub clip_norm: f32,
     pub seed: u64,
@@ -252,6 +255,7 @@ impl Default for GeneratorTrainConfig {
             lr: 1e-3,
             lr_floor: 1e-5,
             warmup: 500,
+            context_prob: 0.5,
             weight_decay: 1e-4,
             clip_norm: 1.0,
             seed: 0,
@@ -266,6 +270,8 @@ pub struct LatentTokens {
     pub data: Vec<f32>,
     /// `[N, F', M, D]`.
     pub shape: [usize; 4],
+    /// Environment of each sequence (for in-context training); empty: unknown.
+    pub env: Vec<i64>,
 }
 
 /// Posterior means of every trajectory (normalised data), `[N, F', S'.., d]`, with their shape.
@@ -330,7 +336,7 @@ pub fn patchify(latents: &[f32], shape: &[usize], patch: usize, scale: f32) -> R
             }
         }
     }
-    Ok(LatentTokens { data: out, shape: [n, f, mh * mw, dt] })
+    Ok(LatentTokens { data: out, shape: [n, f, mh * mw, dt], env: Vec::new() })
 }
 
 /// The inverse of [`patchify`]: tokens `[N, F, M, D]` back to latents of `shape`.
@@ -398,7 +404,29 @@ pub fn train_generator(
         }
         let tape = Tape::new(gpu);
         let z = tape.constant(Tensor::from_slice(gpu, &x, &[idx.len(), f, m, d])?);
-        let loss = generator.loss(&tape, store, &z, cfg.seed, step)?;
+        // with probability context_prob, every sequence of the batch gets a context trajectory
+        let mut rng = Philox::new(cfg.seed ^ 0xC7C7, step);
+        let partners: Option<Vec<usize>> = (rng.uniform() < cfg.context_prob && tokens.env.len() == n)
+            .then(|| {
+                idx.iter()
+                    .map(|&i| {
+                        let others: Vec<usize> = (0..n).filter(|&j| j != i && tokens.env[j] == tokens.env[i]).collect();
+                        (!others.is_empty()).then(|| others[(rng.next_u32() as usize) % others.len()])
+                    })
+                    .collect()
+            })
+            .flatten();
+        let loss = match partners {
+            Some(p) => {
+                let mut c = Vec::with_capacity(x.len());
+                for &j in &p {
+                    c.extend_from_slice(&tokens.data[j * per..(j + 1) * per]);
+                }
+                let ctx = tape.constant(Tensor::from_slice(gpu, &c, &[idx.len(), f, m, d])?);
+                generator.loss_with_context(&tape, store, &z, Some(&ctx), cfg.seed, step)?
+            }
+            None => generator.loss(&tape, store, &z, cfg.seed, step)?,
+        };
         let grads = loss.backward()?;
         let lr = sched.at(step);
         opt.step(store, &grads, lr)?;

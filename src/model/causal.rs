@@ -48,22 +48,57 @@ impl CausalTransformer {
     /// Teacher forcing: `z` `[B, F, M, token_dim]`, `pos` `[M, width]` → Z_dyn `[B, F, M, width]`
     /// (frame f from BOS and frames < f).
     pub fn forward(&self, tape: &Tape, store: &ParamStore, z: &Var, pos: &Var) -> Result<Var> {
+        let f = z.shape().get(1).copied().unwrap_or(0);
+        let blocks: Vec<Option<usize>> = std::iter::once(None).chain((0..f.saturating_sub(1)).map(Some)).collect();
+        self.forward_blocks(tape, store, z, &blocks, pos)
+    }
+
+    /// The sequence of `blocks` (`None` = BOS, `Some(f)` = frame f of `z` `[B, F, M,
+    /// token_dim]`) → one output `[B, blocks, M, width]` per block (what comes next).
+    pub fn forward_blocks(
+        &self,
+        tape: &Tape,
+        store: &ParamStore,
+        z: &Var,
+        blocks: &[Option<usize>],
+        pos: &Var,
+    ) -> Result<Var> {
         let s = z.shape().to_vec();
-        if s.len() != 4 || s[2] != self.tokens {
-            return Err(Error::invalid("CausalTransformer", format!("expects [B, F, {}, D], got {s:?}", self.tokens)));
+        if s.len() != 4 || s[2] != self.tokens || blocks.iter().flatten().any(|&f| f >= s[1]) || blocks.is_empty() {
+            return Err(Error::invalid(
+                "CausalTransformer",
+                format!("expects [B, F, {}, D] and blocks within F, got {s:?} and {blocks:?}", self.tokens),
+            ));
         }
-        let (b, f, m, w) = (s[0], s[1], s[2], self.width);
+        let (b, m, w) = (s[0], s[2], self.width);
         let bos = self.bos.all(tape, store)?.add(pos)?.reshape(&[1, 1, m, w])?.expand(&[b, 1, m, w])?;
-        let mut parts = vec![bos];
-        if f > 1 {
-            parts.push(self.input.forward(tape, store, &z.slice(1, 0, f - 1)?)?.add(pos)?);
+        let frames = self.input.forward(tape, store, z)?.add(pos)?;
+        // runs of consecutive frames become one slice each
+        let mut parts: Vec<Var> = Vec::new();
+        let mut i = 0;
+        while i < blocks.len() {
+            match blocks[i] {
+                None => {
+                    parts.push(bos.clone());
+                    i += 1;
+                }
+                Some(f0) => {
+                    let mut j = i + 1;
+                    while j < blocks.len() && blocks[j] == Some(f0 + (j - i)) {
+                        j += 1;
+                    }
+                    parts.push(frames.slice(1, f0, f0 + (j - i))?);
+                    i = j;
+                }
+            }
         }
-        let mut x = Var::concat(&parts.iter().collect::<Vec<_>>(), 1)?.reshape(&[b, f * m, w])?;
+        let n = blocks.len();
+        let mut x = Var::concat(&parts.iter().collect::<Vec<_>>(), 1)?.reshape(&[b, n * m, w])?;
         let opts = AttentionOptions::new(1).block_causal(m);
         for blk in &self.blocks {
             x = blk.forward_flash(tape, store, &x, &opts)?;
         }
-        self.norm.forward(tape, store, &x)?.reshape(&[b, f, m, w])
+        self.norm.forward(tape, store, &x)?.reshape(&[b, n, m, w])
     }
 
     /// Empty KV caches for `batch` sequences of up to `frames` blocks (BOS included).

@@ -85,7 +85,10 @@ impl GeneratorConfig {
 
 /// What [`Generator::generate`] produces.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GenerateOptions {
+pub struct GenerateOptions<'a> {
+    /// In-context prefix (IVP with a context trajectory): one whole trajectory per sequence,
+    /// `[B, F_ctx, M, D]`, fed as `[BOS; context]` before the target's own BOS.
+    pub prefix: Option<&'a [f32]>,
     /// Frames of each output sequence (context included).
     pub frames: usize,
     /// Scale of the starting noise ε of the flow ODE (1: the trained distribution).
@@ -150,14 +153,50 @@ impl Generator {
     /// per frame a random U[mask_min, 1] fraction of its tokens (at least one) is masked, and
     /// the loss is on the masked tokens of every frame. Randomness from `(seed, step)`.
     pub fn loss(&self, tape: &Tape, store: &ParamStore, z: &Var, seed: u64, step: u64) -> Result<Var> {
+        self.loss_with_context(tape, store, z, None, seed, step)
+    }
+
+    /// [`Generator::loss`], or with `context` `[B, F, M, D]` (another trajectory of the same
+    /// environment) the in-context sequence `[BOS; context; BOS; target]`: the loss then covers
+    /// the frames of both trajectories.
+    pub fn loss_with_context(
+        &self,
+        tape: &Tape,
+        store: &ParamStore,
+        z: &Var,
+        context: Option<&Var>,
+        seed: u64,
+        step: u64,
+    ) -> Result<Var> {
         let s = z.shape().to_vec();
         let (m, d) = (self.config.tokens(), self.config.token_dim);
-        if s.len() != 4 || s[2] != m || s[3] != d {
-            return Err(Error::invalid("Generator::loss", format!("expects tokens [B, F, {m}, {d}], got {s:?}")));
+        if s.len() != 4 || s[2] != m || s[3] != d || context.is_some_and(|c| c.shape() != z.shape()) {
+            return Err(Error::invalid(
+                "Generator::loss",
+                format!("expects tokens [B, F, {m}, {d}] (and a context of the same shape), got {s:?}"),
+            ));
         }
-        let frames = s[0] * s[1];
         let pos = self.positions(tape)?;
-        let zdyn = self.causal.forward(tape, store, z, &pos)?.reshape(&[frames, m, self.config.width])?;
+        let (z, zdyn) = match context {
+            None => (z.clone(), self.causal.forward(tape, store, z, &pos)?),
+            Some(c) => {
+                // blocks BOS, c0..c_{F−1}, BOS, t0..t_{F−2}; the output after c_{F−1} (which would
+                // predict the second BOS) has no target
+                let f = s[1];
+                let all = Var::concat(&[c, z], 1)?;
+                let blocks: Vec<Option<usize>> = std::iter::once(None)
+                    .chain((0..f).map(Some))
+                    .chain(std::iter::once(None))
+                    .chain((f..2 * f - 1).map(Some))
+                    .collect();
+                let out = self.causal.forward_blocks(tape, store, &all, &blocks, &pos)?;
+                let zdyn = Var::concat(&[&out.slice(1, 0, f)?, &out.slice(1, f + 1, 2 * f + 1)?], 1)?;
+                (all, zdyn)
+            }
+        };
+        let s = z.shape().to_vec();
+        let frames = s[0] * s[1];
+        let zdyn = zdyn.reshape(&[frames, m, self.config.width])?;
         let mut rng = Philox::new(seed ^ 0x3A5C, step);
         let mut mask = vec![0f32; frames * m];
         let mut rows = Vec::new();
@@ -196,7 +235,7 @@ impl Generator {
         batch: usize,
         opts: &GenerateOptions,
     ) -> Result<Vec<f32>> {
-        let GenerateOptions { frames, temperature, seed } = *opts;
+        let GenerateOptions { prefix, frames, temperature, seed } = *opts;
         let (m, d, w) = (self.config.tokens(), self.config.token_dim, self.config.width);
         let per = m * d;
         if batch == 0 || !context.len().is_multiple_of(batch * per) {
@@ -219,6 +258,27 @@ impl Generator {
         let frame_of = |out: &[f32], f: usize| -> Vec<f32> {
             (0..batch).flat_map(|b| out[(b * frames + f) * per..][..per].iter().copied()).collect()
         };
+        let ctx_frames = match prefix {
+            Some(p) if !p.len().is_multiple_of(batch * per) => {
+                return Err(Error::invalid(
+                    "Generator::generate",
+                    format!("{} prefix values do not make {batch} trajectories of frames of {m} × {d}", p.len()),
+                ));
+            }
+            Some(p) => p.len() / (batch * per),
+            None => 0,
+        };
+        if ctx_frames > 0 {
+            caches = self.causal.caches(gpu, batch, frames.max(1) + ctx_frames + 1)?;
+            let p = prefix.unwrap_or_default();
+            self.causal.step(&tape, store, None, &pos, &mut caches)?;
+            for f in 0..ctx_frames {
+                let fr: Vec<f32> =
+                    (0..batch).flat_map(|b| p[(b * ctx_frames + f) * per..][..per].iter().copied()).collect();
+                let z = tape.constant(Tensor::from_slice(gpu, &fr, &[batch, m, d])?);
+                self.causal.step(&tape, store, Some(&z), &pos, &mut caches)?;
+            }
+        }
         let mut zdyn = self.causal.step(&tape, store, None, &pos, &mut caches)?;
         let mut rng = Philox::new(seed ^ 0x6E4A, 0);
         for f in 0..frames {
