@@ -161,6 +161,45 @@ fn load_split(data: &Path, dataset: enma::data::generate::PdeName, split: Split)
         .ok_or_else(|| enma::Error::invalid("data", format!("{} holds no split", path.display())))
 }
 
+/// Progress bar and `metrics.jsonl` of a training run.
+struct StepLogger {
+    bar: ProgressBar,
+    metrics: std::fs::File,
+    t0: Instant,
+    label: &'static str,
+    last: f32,
+}
+
+impl StepLogger {
+    fn new(out: &Path, label: &'static str, steps: u64, quiet: bool) -> enma::Result<StepLogger> {
+        std::fs::create_dir_all(out).map_err(|e| enma::Error::Io { path: out.display().to_string(), source: e })?;
+        let path = out.join("metrics.jsonl");
+        let metrics = std::fs::File::create(&path)
+            .map_err(|e| enma::Error::Io { path: path.display().to_string(), source: e })?;
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(steps) };
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{label} [{{bar:40}}] {{pos}}/{{len}} steps, {{per_sec}}, eta {{eta}}  {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Ok(StepLogger { bar, metrics, t0: Instant::now(), label, last: f32::NAN })
+    }
+
+    fn log(&mut self, log: enma::train::StepLog) {
+        use std::io::Write;
+        self.last = log.loss;
+        self.bar.set_position(log.step + 1);
+        self.bar.set_message(format!("{} loss {:.4e}", self.label, log.loss));
+        let _ = writeln!(
+            self.metrics,
+            "{}",
+            serde_json::json!({"step": log.step, "loss": log.loss, "lr": log.lr, "seconds": self.t0.elapsed().as_secs_f64()})
+        );
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn train_vae(
     gpu: &enma::Gpu,
@@ -174,7 +213,6 @@ pub fn train_vae(
     quiet: bool,
 ) -> enma::Result<()> {
     use enma::data::dataset::Normalization;
-    use std::io::Write;
     let (dataset, max_width, default_steps, default_batch) = vae_preset(preset)?;
     let mut train = load_split(data, dataset, Split::Train)?;
     let norm = Normalization::fit(&train);
@@ -191,29 +229,11 @@ pub fn train_vae(
         seed,
         ..Default::default()
     };
-    std::fs::create_dir_all(out).map_err(|e| enma::Error::Io { path: out.display().to_string(), source: e })?;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path)
-        .map_err(|e| enma::Error::Io { path: metrics_path.display().to_string(), source: e })?;
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(tcfg.steps) };
-    bar.set_style(
-        ProgressStyle::with_template("vae [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let t0 = Instant::now();
-    let mut last = f32::NAN;
-    enma::train::train_vae(gpu, &vae, &store, &train, &tcfg, |log| {
-        last = log.loss;
-        bar.set_position(log.step + 1);
-        bar.set_message(format!("loss {:.4e}", log.loss));
-        let _ = writeln!(
-            metrics,
-            "{}",
-            serde_json::json!({"step": log.step, "loss": log.loss, "lr": log.lr, "seconds": t0.elapsed().as_secs_f64()})
-        );
-    })?;
-    bar.finish_and_clear();
+    let mut logger = StepLogger::new(out, "vae", tcfg.steps, quiet)?;
+    let t0 = logger.t0;
+    enma::train::train_vae(gpu, &vae, &store, &train, &tcfg, |log| logger.log(log))?;
+    logger.bar.finish_and_clear();
+    let last = logger.last;
     let meta = serde_json::json!({
         "stage": "vae", "preset": preset, "dataset": dataset.name(), "config": config,
         "normalization": norm, "train": tcfg, "seconds": t0.elapsed().as_secs_f64(), "final_loss": last,
@@ -368,7 +388,6 @@ pub fn train_generator(
     quiet: bool,
 ) -> enma::Result<()> {
     use enma::data::generate::PdeName;
-    use std::io::Write;
     let VaeRun { vae, store: vae_store, norm, dataset } = load_vae(gpu, vae_dir)?;
     let mut train = load_split(data, dataset, Split::Train)?;
     norm.apply(&mut train)?;
@@ -389,28 +408,10 @@ pub fn train_generator(
         seed,
         ..defaults
     };
-    std::fs::create_dir_all(out).map_err(|e| enma::Error::Io { path: out.display().to_string(), source: e })?;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path)
-        .map_err(|e| enma::Error::Io { path: metrics_path.display().to_string(), source: e })?;
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(tcfg.steps) };
-    bar.set_style(
-        ProgressStyle::with_template("generator [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let mut last = f32::NAN;
-    enma::train::train_generator(gpu, &generator, &store, &tokens, &tcfg, |log| {
-        last = log.loss;
-        bar.set_position(log.step + 1);
-        bar.set_message(format!("flow loss {:.4e}", log.loss));
-        let _ = writeln!(
-            metrics,
-            "{}",
-            serde_json::json!({"step": log.step, "loss": log.loss, "lr": log.lr, "seconds": t0.elapsed().as_secs_f64()})
-        );
-    })?;
-    bar.finish_and_clear();
+    let mut logger = StepLogger::new(out, "generator", tcfg.steps, quiet)?;
+    enma::train::train_generator(gpu, &generator, &store, &tokens, &tcfg, |log| logger.log(log))?;
+    logger.bar.finish_and_clear();
+    let last = logger.last;
     let vae_path = vae_dir.canonicalize().unwrap_or_else(|_| vae_dir.to_path_buf());
     let meta = serde_json::json!({
         "stage": "generator", "preset": preset, "dataset": dataset.name(), "config": config,

@@ -58,6 +58,33 @@ pub struct StepLog {
     pub lr: f32,
 }
 
+/// The next batch of a shuffled epoch over `n` items (a new epoch when the last is used up).
+fn next_batch(queue: &mut Vec<Vec<usize>>, epoch: &mut u64, n: usize, batch: usize, seed: u64) -> Vec<usize> {
+    if queue.is_empty() {
+        *queue = batches(n, batch, seed, *epoch, true);
+        queue.reverse();
+        *epoch += 1;
+    }
+    queue.pop().unwrap_or_default()
+}
+
+/// Backward, one optimiser step at the scheduled rate, and the loss read back (an error when it
+/// is not finite).
+fn optimize(
+    opt: &mut AdamW,
+    store: &ParamStore,
+    loss: &crate::autodiff::Var,
+    lr: f32,
+    step: u64,
+    what: &str,
+) -> Result<StepLog> {
+    let grads = loss.backward()?;
+    opt.step(store, &grads, lr)?;
+    let l = loss.to_vec()?[0];
+    check_finite(what, l, step)?;
+    Ok(StepLog { step, loss: l, lr })
+}
+
 /// Trains `vae` on (normalised) `train` trajectories; `on_step` sees every step's loss.
 pub fn train_vae(
     gpu: &Gpu,
@@ -73,15 +100,9 @@ pub fn train_vae(
     let mut opt = AdamW::new(store, AdamWConfig::default())?;
     let sched = LrSchedule { base: cfg.lr, warmup: 0, total: cfg.steps, floor: cfg.lr_floor };
     let batch = cfg.batch.min(train.n()).max(1);
-    let mut epoch = 0;
-    let mut queue: Vec<Vec<usize>> = Vec::new();
+    let (mut epoch, mut queue) = (0, Vec::new());
     for step in 0..cfg.steps {
-        if queue.is_empty() {
-            queue = batches(train.n(), batch, cfg.seed, epoch, true);
-            queue.reverse();
-            epoch += 1;
-        }
-        let idx = queue.pop().expect("a batch");
+        let idx = next_batch(&mut queue, &mut epoch, train.n(), batch, cfg.seed);
         let (data, shape) = channels_last(train, &idx)?;
         let tape = Tape::new(gpu);
         let x = tape.constant(Tensor::from_slice(gpu, &data, &shape)?);
@@ -105,12 +126,7 @@ pub fn train_vae(
         };
         let rec = relative_l2(&out.recon, &target, 1e-12)?;
         let loss = rec.add(&kl_diag_normal(&out.mean, &out.logvar)?.scale(vae.config.kl_weight)?)?;
-        let grads = loss.backward()?;
-        let lr = sched.at(step);
-        opt.step(store, &grads, lr)?;
-        let l = loss.to_vec()?[0];
-        check_finite("VAE loss", l, step)?;
-        on_step(StepLog { step, loss: l, lr });
+        on_step(optimize(&mut opt, store, &loss, sched.at(step), step, "VAE loss")?);
     }
     Ok(())
 }
@@ -390,14 +406,9 @@ pub fn train_generator(
     let sched = LrSchedule { base: cfg.lr, warmup, total: cfg.steps, floor: cfg.lr_floor };
     let batch = cfg.batch.min(n).max(1);
     let per = f * m * d;
-    let (mut epoch, mut queue) = (0, Vec::<Vec<usize>>::new());
+    let (mut epoch, mut queue) = (0, Vec::new());
     for step in 0..cfg.steps {
-        if queue.is_empty() {
-            queue = batches(n, batch, cfg.seed ^ 0x6E, epoch, true);
-            queue.reverse();
-            epoch += 1;
-        }
-        let idx = queue.pop().expect("a batch");
+        let idx = next_batch(&mut queue, &mut epoch, n, batch, cfg.seed ^ 0x6E);
         let mut x = Vec::with_capacity(idx.len() * per);
         for &i in &idx {
             x.extend_from_slice(&tokens.data[i * per..(i + 1) * per]);
@@ -427,12 +438,7 @@ pub fn train_generator(
             }
             None => generator.loss(&tape, store, &z, cfg.seed, step)?,
         };
-        let grads = loss.backward()?;
-        let lr = sched.at(step);
-        opt.step(store, &grads, lr)?;
-        let l = loss.to_vec()?[0];
-        check_finite("generator loss", l, step)?;
-        on_step(StepLog { step, loss: l, lr });
+        on_step(optimize(&mut opt, store, &loss, sched.at(step), step, "generator loss")?);
     }
     Ok(())
 }
