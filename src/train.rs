@@ -328,56 +328,52 @@ pub fn latent_scale(latents: &[f32]) -> f32 {
     (1.0 / var.sqrt().max(1e-12)) as f32
 }
 
-/// Patches latents `[N, F, S.., d]` (one or two spatial axes) into tokens of p×p (2D) or p
-/// (1D) positions, times `scale`.
-pub fn patchify(latents: &[f32], shape: &[usize], patch: usize, scale: f32) -> Result<LatentTokens> {
-    let (n, f, d) = (shape[0], shape[1], shape[shape.len() - 1]);
-    let sp = &shape[2..shape.len() - 1];
-    if patch == 0 || sp.is_empty() || sp.len() > 2 || sp.iter().any(|s| s % patch != 0) {
+/// Where each element of latents `[N, F, S.., d]` goes among tokens of p×p (2D) or p (1D)
+/// positions: the token-layout index of every latent index, and the token shape `[N, F, M, D]`.
+fn patch_map(shape: &[usize], patch: usize) -> Result<(Vec<usize>, [usize; 4])> {
+    let sp = shape.get(2..shape.len().saturating_sub(1)).unwrap_or(&[]);
+    if shape.len() < 4 || patch == 0 || sp.len() > 2 || sp.iter().any(|s| s % patch != 0) {
         return Err(Error::invalid("patchify", format!("latents {shape:?} do not split into patches of {patch}")));
     }
+    let (n, f, d) = (shape[0], shape[1], shape[shape.len() - 1]);
     let (h, w) = if sp.len() == 1 { (1, sp[0]) } else { (sp[0], sp[1]) };
     let (ph, pw) = if sp.len() == 1 { (1, patch) } else { (patch, patch) };
     let (mh, mw) = (h / ph, w / pw);
     let dt = d * ph * pw;
-    let mut out = vec![0f32; latents.len()];
+    let mut map = Vec::with_capacity(n * f * h * w * d);
     for nf in 0..n * f {
         for y in 0..h {
             for x in 0..w {
                 let tok = (y / ph) * mw + x / pw;
                 let sub = (y % ph) * pw + x % pw;
-                for c in 0..d {
-                    out[(nf * mh * mw + tok) * dt + sub * d + c] = scale * latents[((nf * h + y) * w + x) * d + c];
-                }
+                map.extend((0..d).map(|c| (nf * mh * mw + tok) * dt + sub * d + c));
             }
         }
     }
-    Ok(LatentTokens { data: out, shape: [n, f, mh * mw, dt], env: Vec::new() })
+    Ok((map, [n, f, mh * mw, dt]))
+}
+
+/// Patches latents `[N, F, S.., d]` (one or two spatial axes) into tokens of p×p (2D) or p
+/// (1D) positions, times `scale`.
+pub fn patchify(latents: &[f32], shape: &[usize], patch: usize, scale: f32) -> Result<LatentTokens> {
+    let (map, tshape) = patch_map(shape, patch)?;
+    if map.len() != latents.len() {
+        return Err(Error::invalid("patchify", format!("{} values for latents {shape:?}", latents.len())));
+    }
+    let mut out = vec![0f32; latents.len()];
+    for (&to, &v) in map.iter().zip(latents) {
+        out[to] = scale * v;
+    }
+    Ok(LatentTokens { data: out, shape: tshape, env: Vec::new() })
 }
 
 /// The inverse of [`patchify`]: tokens `[N, F, M, D]` back to latents of `shape`.
 pub fn unpatchify(tokens: &[f32], shape: &[usize], patch: usize, scale: f32) -> Result<Vec<f32>> {
-    let probe = patchify(&vec![0.0; tokens.len()], shape, patch, 1.0)?;
-    let (n, f, d) = (shape[0], shape[1], shape[shape.len() - 1]);
-    let sp = &shape[2..shape.len() - 1];
-    let (h, w) = if sp.len() == 1 { (1, sp[0]) } else { (sp[0], sp[1]) };
-    let (ph, pw) = if sp.len() == 1 { (1, patch) } else { (patch, patch) };
-    let mw = w / pw;
-    let dt = probe.shape[3];
-    let m = probe.shape[2];
-    let mut out = vec![0f32; tokens.len()];
-    for nf in 0..n * f {
-        for y in 0..h {
-            for x in 0..w {
-                let tok = (y / ph) * mw + x / pw;
-                let sub = (y % ph) * pw + x % pw;
-                for c in 0..d {
-                    out[((nf * h + y) * w + x) * d + c] = tokens[(nf * m + tok) * dt + sub * d + c] / scale;
-                }
-            }
-        }
+    let (map, _) = patch_map(shape, patch)?;
+    if map.len() != tokens.len() {
+        return Err(Error::invalid("unpatchify", format!("{} values for latents {shape:?}", tokens.len())));
     }
-    Ok(out)
+    Ok(map.iter().map(|&from| tokens[from] / scale).collect())
 }
 
 /// Trains `generator` on latent token sequences `tokens` (teacher forcing; random masking per

@@ -254,7 +254,6 @@ impl Generator {
         }
         let tape = Tape::no_grad(gpu);
         let pos = self.positions(&tape)?;
-        let mut caches = self.causal.caches(gpu, batch, frames.max(1))?;
         let frame_of = |out: &[f32], f: usize| -> Vec<f32> {
             (0..batch).flat_map(|b| out[(b * frames + f) * per..][..per].iter().copied()).collect()
         };
@@ -268,8 +267,10 @@ impl Generator {
             Some(p) => p.len() / (batch * per),
             None => 0,
         };
+        // room for [BOS; context] (when given), then BOS and the frames
+        let extra = if ctx_frames > 0 { ctx_frames + 1 } else { 0 };
+        let mut caches = self.causal.caches(gpu, batch, frames.max(1) + extra)?;
         if ctx_frames > 0 {
-            caches = self.causal.caches(gpu, batch, frames.max(1) + ctx_frames + 1)?;
             let p = prefix.unwrap_or_default();
             self.causal.step(&tape, store, None, &pos, &mut caches)?;
             for f in 0..ctx_frames {
