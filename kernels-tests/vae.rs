@@ -90,7 +90,8 @@ fn the_vae_overfits_eight_trajectories() {
     let mut losses = Vec::new();
     let cfg = VaeTrainConfig { steps: 1500, batch: 8, lr: 1e-2, lr_floor: 1e-5, seed: 1 };
     let t0 = std::time::Instant::now();
-    train_vae(&g, &vae, &store, &tr, &cfg, |l| losses.push(l.loss)).unwrap();
+    train_vae(&g, &vae, &store, &tr, &cfg, &Default::default(), &mut |l: enma::train::StepLog| losses.push(l.loss))
+        .unwrap();
     let rec = reconstruct(&g, &vae, &store, &tr, 8).unwrap();
     let rel = enma::metrics::relative_l2(&rec, &tr.data, tr.stride());
     eprintln!(
@@ -125,7 +126,8 @@ fn with_the_interpolation_module_it_learns_from_random_points() {
     let vae = Vae::new(&mut store, cfg).unwrap();
     let mut losses = Vec::new();
     let tcfg = VaeTrainConfig { steps: 200, batch: 4, lr: 5e-3, lr_floor: 1e-4, seed: 2 };
-    train_vae(&g, &vae, &store, &tr, &tcfg, |l| losses.push(l.loss)).unwrap();
+    train_vae(&g, &vae, &store, &tr, &tcfg, &Default::default(), &mut |l: enma::train::StepLog| losses.push(l.loss))
+        .unwrap();
     let (first, last) = (losses[0], *losses.last().unwrap());
     let full_rec = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4, None).unwrap();
     let half_rec = reconstruct_points(&g, &vae, &store, &tr, 0.5, 1, 4, None).unwrap();

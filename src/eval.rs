@@ -126,7 +126,7 @@ pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig
 }
 
 /// Scores of a rollout on the predicted frames (L..T), in physical units.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RolloutScores {
     /// Relative L2 of each sample, averaged over samples and trajectories.
     pub rel_l2: f64,
@@ -138,6 +138,25 @@ pub struct RolloutScores {
     pub rmsce: f64,
     pub trajectories: usize,
     pub samples: usize,
+    /// Relative L2 of the ensemble mean per predicted frame (L, L + 1, …, T − 1), averaged
+    /// over trajectories: the error over the rollout horizon.
+    pub horizon: Vec<f64>,
+}
+
+/// Predictions `[N, K, T, C, S..]` (normalised, from [`rollout`]) in physical units.
+pub fn physical(pred: &[f32], truth: &Trajectories, norm: &Normalization, samples: usize) -> Result<Vec<f32>> {
+    let n = truth.n();
+    if pred.len() != n * samples * truth.stride() {
+        return Err(Error::invalid(
+            "rollout",
+            format!("{} predicted values for {n} × {samples} trajectories", pred.len()),
+        ));
+    }
+    let mut phys = Trajectories { data: pred.to_vec(), ..truth.clone() };
+    phys.shape[0] = n * samples;
+    phys.env = truth.env.iter().flat_map(|&e| std::iter::repeat_n(e, samples)).collect();
+    norm.invert(&mut phys)?;
+    Ok(phys.data)
 }
 
 /// Scores `pred` `[N, K, T, C, S..]` (normalised, from [`rollout`]) against `truth` (physical)
@@ -146,26 +165,24 @@ pub fn score(pred: &[f32], truth: &Trajectories, norm: &Normalization, cfg: &Rol
     let (n, t) = (truth.n(), truth.frames());
     let stride = truth.stride();
     let k = cfg.samples;
-    if pred.len() != n * k * stride {
-        return Err(Error::invalid("score", format!("{} predicted values for {n} × {k} trajectories", pred.len())));
-    }
-    let mut phys = Trajectories { data: pred.to_vec(), ..truth.clone() };
-    phys.shape[0] = n * k;
-    phys.env = truth.env.iter().flat_map(|&e| std::iter::repeat_n(e, k)).collect();
-    norm.invert(&mut phys)?;
+    let phys = physical(pred, truth, norm, k)?;
     let from = cfg.context_frames * stride / t;
     let horizon = stride - from;
     let frame = stride / t;
     let (mut rel, mut rel_mean, mut rel_last, mut crps, mut rmsce) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut per_frame = vec![0f64; horizon / frame.max(1)];
     for i in 0..n {
         let y = &truth.data[i * stride + from..(i + 1) * stride];
-        let members: Vec<f32> = (0..k)
-            .flat_map(|j| phys.data[(i * k + j) * stride + from..(i * k + j + 1) * stride].iter().copied())
-            .collect();
+        let members: Vec<f32> =
+            (0..k).flat_map(|j| phys[(i * k + j) * stride + from..(i * k + j + 1) * stride].iter().copied()).collect();
         rel += crate::metrics::relative_l2(&members, &y.repeat(k), horizon);
         let mean: Vec<f32> =
             (0..horizon).map(|e| (0..k).map(|j| members[j * horizon + e]).sum::<f32>() / k as f32).collect();
         rel_mean += crate::metrics::relative_l2(&mean, y, horizon);
+        for (f, e) in per_frame.iter_mut().enumerate() {
+            let r = f * frame..(f + 1) * frame;
+            *e += crate::metrics::relative_l2(&mean[r.clone()], &y[r], frame);
+        }
         let last = &truth.data[i * stride + from - frame..i * stride + from];
         let repeat: Vec<f32> = (0..horizon / frame).flat_map(|_| last.iter().copied()).collect();
         rel_last += crate::metrics::relative_l2(&repeat, y, horizon);
@@ -181,5 +198,6 @@ pub fn score(pred: &[f32], truth: &Trajectories, norm: &Normalization, cfg: &Rol
         rmsce: rmsce / nf,
         trajectories: n,
         samples: k,
+        horizon: per_frame.into_iter().map(|e| e / nf).collect(),
     })
 }

@@ -24,6 +24,7 @@
 
 pub mod autodiff;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -33,6 +34,8 @@ pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod plot;
+pub mod run;
 pub mod train;
 
 pub use autodiff::{Gradients, Init, Param, ParamStore, Tape, Var};

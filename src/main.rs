@@ -58,58 +58,86 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Train a stage of ENMA: `--stage vae`, then `--stage generator --vae <the VAE run>`.
+    /// Train a stage of ENMA: `--stage vae`, then `--stage generator --vae <the VAE run>`;
+    /// or continue an interrupted run with `--resume <run folder>`.
     Train {
-        /// `<dataset>-<size>`, e.g. advection-tiny.
-        #[arg(long)]
+        /// A preset (advection-tiny, vorticity-small, …; `enma config --list`) or a .toml file.
+        #[arg(long, default_value = "advection-tiny")]
         preset: String,
+        /// Change a configuration field: `--set gen.width=128` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         #[arg(long, default_value = "vae")]
         stage: String,
-        /// Folder with `<dataset>_train.h5` (from `enma generate`).
+        /// Folder with `<dataset>_train.h5` (from `enma generate`; default data/<dataset>-<size>).
         #[arg(long)]
-        data: PathBuf,
+        data: Option<PathBuf>,
         /// Run folder for the checkpoint and metrics (default runs/<preset>-<stage>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Shortcut for `--set <stage>.train.steps=N`.
         #[arg(long)]
         steps: Option<u64>,
+        /// Shortcut for `--set <stage>.train.batch=N`.
         #[arg(long)]
         batch: Option<usize>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Turn the interpolation module on (irregular inputs: 20–100 % of the points per sample).
+        /// Shortcut for `--set seed=N`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Shortcut for `--set vae.interp.enabled=true` (irregular inputs: 20–100 % of the points).
         #[arg(long)]
         interp: bool,
         /// The trained VAE run whose latents the generator models (`--stage generator`).
         #[arg(long)]
         vae: Option<PathBuf>,
+        /// Continue the run in this folder from its last checkpoint (same numbers as an
+        /// uninterrupted run on the same adapter); every other option comes from the folder.
+        #[arg(long, conflicts_with_all = ["sets", "steps", "batch", "seed", "interp", "vae", "data", "out"])]
+        resume: Option<PathBuf>,
+        /// Stop after this many steps of the schedule, with a checkpoint (continue with
+        /// `--resume`).
+        #[arg(long)]
+        until: Option<u64>,
         #[arg(long)]
         quiet: bool,
+        /// Print a JSON summary at the end.
+        #[arg(long)]
+        json: bool,
     },
-    /// Evaluate a trained stage on the In-D and Out-D test files.
+    /// Evaluate a trained run on the In-D and Out-D test files (the stage is read from the run).
     Eval {
-        #[arg(long, default_value = "vae")]
-        stage: String,
         /// The run folder written by `enma train`.
         #[arg(long)]
         run: PathBuf,
+        /// Folder with the test files (default: the folder the run was trained from).
         #[arg(long)]
-        data: PathBuf,
+        data: Option<PathBuf>,
         /// Folder with the same test files on a finer grid (`enma generate --full`), for the
         /// super-resolution score of interpolating models.
         #[arg(long)]
         fine: Option<PathBuf>,
-        /// Generator: observed physical frames L (odd).
-        #[arg(long, default_value_t = 5)]
-        context: usize,
-        /// Generator: samples per trajectory.
-        #[arg(long, default_value_t = 16)]
-        samples: usize,
+        /// Generator: observed physical frames L (odd; default from the run's [eval]).
+        #[arg(long)]
+        context: Option<usize>,
+        /// Generator: samples per trajectory (default from the run's [eval]).
+        #[arg(long)]
+        samples: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a resolved configuration (a preset or a .toml file, with `--set` changes), or the
+    /// list of presets.
+    Config {
+        #[arg(long, default_value = "advection-tiny")]
+        preset: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// List the built-in presets.
+        #[arg(long)]
+        list: bool,
     },
     /// Print the layout, shapes, parameter ranges and value statistics of an HDF5 file.
     Inspect { file: PathBuf },
@@ -146,35 +174,97 @@ fn run(cli: Cli) -> enma::Result<()> {
             cli::generate(&cfg, &out, shard, &splits, yes, quiet)?;
         }
         Command::Inspect { file } => cli::inspect(&file)?,
-        Command::Train { preset, stage, data, out, steps, batch, seed, interp, vae, quiet } => {
-            let stage_kind = cli::parse_stage(&stage)?;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{preset}-{stage}")));
-            match (stage_kind, vae) {
-                (cli::Stage::Vae, _) => {
-                    let gpu = Gpu::new(options)?;
-                    cli::train_vae(&gpu, &preset, &data, &out, steps, batch, seed, interp, quiet)?;
+        Command::Train {
+            preset,
+            mut sets,
+            stage,
+            data,
+            out,
+            steps,
+            batch,
+            seed,
+            interp,
+            vae,
+            resume,
+            until,
+            quiet,
+            json,
+        } => {
+            let opts = enma::run::TrainOptions { quiet, until };
+            let summary = if let Some(dir) = resume {
+                let gpu = Gpu::new(options)?;
+                enma::run::resume(&gpu, &dir, &opts)?
+            } else {
+                let stage = enma::run::Stage::parse(&stage)?;
+                let section = if stage == enma::run::Stage::Vae { "vae" } else { "gen" };
+                sets.extend(steps.map(|n| format!("{section}.train.steps={n}")));
+                sets.extend(batch.map(|n| format!("{section}.train.batch={n}")));
+                sets.extend(seed.map(|n| format!("seed={n}")));
+                if interp {
+                    sets.push("vae.interp.enabled=true".into());
                 }
-                (cli::Stage::Generator, Some(vae)) => {
-                    let gpu = Gpu::new(options)?;
-                    cli::train_generator(&gpu, &preset, &data, &vae, &out, steps, batch, seed, quiet)?;
+                let cfg = enma::config::RunConfig::load(&preset, &sets)?;
+                let data =
+                    data.unwrap_or_else(|| PathBuf::from(format!("data/{}-{}", cfg.data.dataset, cfg.data.size)));
+                let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", cfg.name, stage.name())));
+                let gpu = Gpu::new(options)?;
+                enma::run::train(&gpu, &cfg, stage, &data, &out, vae.as_deref(), &opts)?
+            };
+            if json {
+                let v = serde_json::to_string(&summary).map_err(|e| enma::Error::invalid("train", e.to_string()))?;
+                println!("{v}");
+            } else {
+                println!(
+                    "trained the {} {} steps ({} in this call) in {:.1} s, final loss {:.4e}; run folder {}",
+                    summary.stage.name(),
+                    summary.steps,
+                    summary.new_steps,
+                    summary.seconds,
+                    summary.final_loss,
+                    summary.dir.display()
+                );
+            }
+        }
+        Command::Eval { run, data, fine, context, samples, seed, json } => {
+            let meta = enma::run::read_meta(&run)?;
+            let data = match data {
+                Some(d) => d,
+                None => enma::run::meta_field(&run, &meta, "data")?,
+            };
+            let gpu = Gpu::new(options)?;
+            match enma::run::Stage::parse(meta["stage"].as_str().unwrap_or(""))? {
+                enma::run::Stage::Vae => {
+                    cli::print_vae_eval(&enma::run::eval_vae(&gpu, &run, &data, fine.as_deref())?, json)
                 }
-                (cli::Stage::Generator, None) => {
-                    return Err(enma::Error::invalid(
-                        "--vae",
-                        "the generator needs the trained VAE run: --vae runs/<preset>-vae",
-                    ));
+                enma::run::Stage::Generator => {
+                    let mut cfg = enma::run::read_config(&run)?.rollout();
+                    cfg.context_frames = context.unwrap_or(cfg.context_frames);
+                    cfg.samples = samples.unwrap_or(cfg.samples);
+                    cfg.seed = seed;
+                    let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |protocol, e| {
+                        if !json {
+                            cli::print_split(protocol, e, cfg.context_frames)
+                        }
+                    })?;
+                    if json {
+                        println!("{}", cli::eval_json(&e));
+                    } else {
+                        println!(
+                            "({} samples per trajectory; relative L2 and CRPS: lower is better; a calibrated ensemble has RMSCE near 0)",
+                            cfg.samples
+                        );
+                    }
                 }
             }
         }
-        Command::Eval { stage, run, data, fine, context, samples, seed, json } => {
-            let gpu = Gpu::new(options)?;
-            match cli::parse_stage(&stage)? {
-                cli::Stage::Vae => cli::eval_vae(&gpu, &run, &data, fine.as_deref(), json)?,
-                cli::Stage::Generator => {
-                    let cfg =
-                        enma::eval::RolloutConfig { context_frames: context, samples, seed, ..Default::default() };
-                    cli::eval_generator(&gpu, &run, &data, &cfg, json)?
+        Command::Config { preset, sets, list } => {
+            if list {
+                for (name, text) in enma::config::PRESETS {
+                    let about = text.lines().next().unwrap_or("").trim_start_matches('#').trim();
+                    println!("{name:<18} {about}");
                 }
+            } else {
+                print!("{}", enma::config::RunConfig::load(&preset, &sets)?.to_toml()?);
             }
         }
         Command::Merge { out, shards } => {

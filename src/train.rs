@@ -8,7 +8,7 @@ use crate::gpu::{Gpu, Tensor};
 use crate::model::{Points, Vae};
 use crate::ops::loss::{kl_diag_normal, relative_l2};
 use crate::ops::random::Philox;
-use crate::optim::{AdamW, AdamWConfig, LrSchedule, check_finite};
+use crate::optim::{AdamW, AdamWConfig, LrSchedule, OptimState, check_finite};
 
 /// Options of stage 1.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -58,6 +58,63 @@ pub struct StepLog {
     pub lr: f32,
 }
 
+/// What a training loop reports to its caller: every step, and resumable checkpoints.
+/// A closure `FnMut(StepLog)` is a monitor that takes no checkpoints.
+pub trait Monitor {
+    /// After every optimiser step.
+    fn step(&mut self, log: StepLog);
+
+    /// After `steps_done` steps, every `checkpoint_every` steps and after the last: the
+    /// optimiser's state, to save with the parameters (see [`crate::checkpoint::save_training`]).
+    fn checkpoint(&mut self, steps_done: u64, opt: &AdamW) -> Result<()> {
+        let _ = (steps_done, opt);
+        Ok(())
+    }
+}
+
+impl<F: FnMut(StepLog)> Monitor for F {
+    fn step(&mut self, log: StepLog) {
+        self(log)
+    }
+}
+
+/// Where a training loop starts: fresh, or from a checkpoint's optimiser state (the steps taken
+/// so far are `state.step`; batches, masks and noise depend only on the seed and the step, so a
+/// resumed run gives the numbers of an uninterrupted one).
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    pub resume: Option<OptimState>,
+    /// Call [`Monitor::checkpoint`] every this many steps (0: only after the last).
+    pub checkpoint_every: u64,
+    /// Stop (with a checkpoint) once this many steps of the schedule are done; continue later
+    /// by resuming. `None`: run the whole schedule.
+    pub stop_at: Option<u64>,
+}
+
+impl Start {
+    /// Restores the optimiser and returns the first step to take.
+    fn apply(&self, opt: &mut AdamW, steps: u64) -> Result<u64> {
+        let Some(state) = &self.resume else { return Ok(0) };
+        if state.step > steps {
+            return Err(Error::invalid(
+                "resume",
+                format!("the checkpoint has taken {} steps, more than the {steps} of the schedule", state.step),
+            ));
+        }
+        opt.restore(state)?;
+        Ok(state.step)
+    }
+
+    fn after(&self, step: u64, steps: u64, opt: &AdamW, monitor: &mut impl Monitor) -> Result<()> {
+        let done = step + 1;
+        let every = self.checkpoint_every > 0 && done.is_multiple_of(self.checkpoint_every);
+        if done == steps || Some(done) == self.stop_at || every {
+            monitor.checkpoint(done, opt)?;
+        }
+        Ok(())
+    }
+}
+
 /// The next batch of a shuffled epoch over `n` items (a new epoch when the last is used up).
 fn next_batch(queue: &mut Vec<Vec<usize>>, epoch: &mut u64, n: usize, batch: usize, seed: u64) -> Vec<usize> {
     if queue.is_empty() {
@@ -92,17 +149,25 @@ pub fn train_vae(
     store: &ParamStore,
     train: &Trajectories,
     cfg: &VaeTrainConfig,
-    mut on_step: impl FnMut(StepLog),
+    start: &Start,
+    monitor: &mut impl Monitor,
 ) -> Result<()> {
     if train.n() == 0 {
         return Err(Error::invalid("train", "the training split is empty"));
     }
     let mut opt = AdamW::new(store, AdamWConfig::default())?;
+    let first = start.apply(&mut opt, cfg.steps)?;
     let sched = LrSchedule { base: cfg.lr, warmup: 0, total: cfg.steps, floor: cfg.lr_floor };
     let batch = cfg.batch.min(train.n()).max(1);
     let (mut epoch, mut queue) = (0, Vec::new());
     for step in 0..cfg.steps {
         let idx = next_batch(&mut queue, &mut epoch, train.n(), batch, cfg.seed);
+        if step < first {
+            continue;
+        }
+        if start.stop_at.is_some_and(|s| step >= s) {
+            break;
+        }
         let (data, shape) = channels_last(train, &idx)?;
         let tape = Tape::new(gpu);
         let x = tape.constant(Tensor::from_slice(gpu, &data, &shape)?);
@@ -126,7 +191,8 @@ pub fn train_vae(
         };
         let rec = relative_l2(&out.recon, &target, 1e-12)?;
         let loss = rec.add(&kl_diag_normal(&out.mean, &out.logvar)?.scale(vae.config.kl_weight)?)?;
-        on_step(optimize(&mut opt, store, &loss, sched.at(step), step, "VAE loss")?);
+        monitor.step(optimize(&mut opt, store, &loss, sched.at(step), step, "VAE loss")?);
+        start.after(step, cfg.steps, &opt, monitor)?;
     }
     Ok(())
 }
@@ -384,7 +450,8 @@ pub fn train_generator(
     store: &ParamStore,
     tokens: &LatentTokens,
     cfg: &GeneratorTrainConfig,
-    mut on_step: impl FnMut(StepLog),
+    start: &Start,
+    monitor: &mut impl Monitor,
 ) -> Result<()> {
     let [n, f, m, d] = tokens.shape;
     if n == 0 {
@@ -398,6 +465,7 @@ pub fn train_generator(
         ..AdamWConfig::default()
     };
     let mut opt = AdamW::new(store, opt_cfg)?;
+    let first = start.apply(&mut opt, cfg.steps)?;
     let warmup = cfg.warmup.min(cfg.steps / 5);
     let sched = LrSchedule { base: cfg.lr, warmup, total: cfg.steps, floor: cfg.lr_floor };
     let batch = cfg.batch.min(n).max(1);
@@ -405,6 +473,12 @@ pub fn train_generator(
     let (mut epoch, mut queue) = (0, Vec::new());
     for step in 0..cfg.steps {
         let idx = next_batch(&mut queue, &mut epoch, n, batch, cfg.seed ^ 0x6E);
+        if step < first {
+            continue;
+        }
+        if start.stop_at.is_some_and(|s| step >= s) {
+            break;
+        }
         let mut x = Vec::with_capacity(idx.len() * per);
         for &i in &idx {
             x.extend_from_slice(&tokens.data[i * per..(i + 1) * per]);
@@ -434,7 +508,8 @@ pub fn train_generator(
             }
             None => generator.loss(&tape, store, &z, cfg.seed, step)?,
         };
-        on_step(optimize(&mut opt, store, &loss, sched.at(step), step, "generator loss")?);
+        monitor.step(optimize(&mut opt, store, &loss, sched.at(step), step, "generator loss")?);
+        start.after(step, cfg.steps, &opt, monitor)?;
     }
     Ok(())
 }

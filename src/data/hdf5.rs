@@ -39,6 +39,22 @@ impl Trajectories {
     pub fn spatial(&self) -> &[usize] {
         &self.shape[3..]
     }
+    /// Keeps the first `n` trajectories (all when `n` is 0 or at least N).
+    pub fn truncate(&mut self, n: usize) {
+        if n == 0 || n >= self.n() {
+            return;
+        }
+        self.data.truncate(n * self.stride());
+        self.shape[0] = n;
+        self.env.truncate(n);
+        for v in self.params.values_mut() {
+            v.truncate(n);
+        }
+        if let Some(s) = &mut self.seed {
+            s.truncate(n);
+        }
+    }
+
     /// Values per trajectory.
     pub fn stride(&self) -> usize {
         self.shape[1..].iter().product()

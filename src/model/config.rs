@@ -7,11 +7,15 @@ use crate::error::{Error, Result};
 
 /// A block of the causal VAE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Block {
+    #[serde(alias = "Res")]
     Res,
     /// Compress space by 2 (per axis).
+    #[serde(alias = "Space")]
     Space,
     /// Compress time by 2 (causal).
+    #[serde(alias = "Time")]
     Time,
 }
 

@@ -24,6 +24,14 @@ impl Default for AdamWConfig {
     }
 }
 
+/// The saved state of an [`AdamW`]: steps taken and both moments (flat, padding included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimState {
+    pub step: u64,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
 /// Optimiser state: first and second moments and a flat gradient buffer laid out like the
 /// store's parameters.
 pub struct AdamW {
@@ -70,6 +78,30 @@ impl AdamW {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The moments and step count, for a resumable checkpoint (downloads both moments).
+    pub fn state(&self) -> Result<OptimState> {
+        Ok(OptimState { step: self.step, m: self.m.to_vec()?, v: self.v.to_vec()? })
+    }
+
+    /// Continues from a saved [`AdamW::state`] of an optimiser over the same parameters.
+    pub fn restore(&mut self, state: &OptimState) -> Result<()> {
+        let n = self.m.numel();
+        if state.m.len() != n || state.v.len() != n {
+            return Err(Error::invalid(
+                "AdamW::restore",
+                format!(
+                    "optimiser state of {} / {} values for {n} parameter values: the checkpoint is of another model",
+                    state.m.len(),
+                    state.v.len()
+                ),
+            ));
+        }
+        self.m.write(&state.m)?;
+        self.v.write(&state.v)?;
+        self.step = state.step;
+        Ok(())
     }
 
     /// The global gradient norm of the last step, before clipping (downloads one value).

@@ -5,7 +5,7 @@ pub mod adamw;
 pub mod clip;
 pub mod schedule;
 
-pub use adamw::{AdamW, AdamWConfig};
+pub use adamw::{AdamW, AdamWConfig, OptimState};
 pub use clip::global_norm;
 pub use schedule::LrSchedule;
 
