@@ -6,6 +6,7 @@ mod common;
 mod attention;
 mod backward;
 mod binary;
+mod cli;
 mod conv_causal;
 mod cross_attention;
 mod errors;

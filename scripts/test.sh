@@ -21,6 +21,16 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --release "$@" 2>&1 | tee "$log" || status=$?
+# The embedding example (a host device shared with enma, a rollout kept on the GPU, the host's
+# own pass on it) checks its own numbers and fails loudly.
+if [ "$#" -eq 0 ]; then
+    if ./target/release/examples/embed; then
+        echo "test result: ok. 1 passed; 0 failed; (examples/embed)" | tee -a "$log"
+    else
+        echo "test result: FAILED. 0 passed; 1 failed; (examples/embed)" | tee -a "$log"
+        status=1
+    fi
+fi
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      END { printf "enma tests: %d passed, %d failed\n", p, f }' "$log"

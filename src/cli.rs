@@ -167,3 +167,106 @@ pub fn eval_json(e: &enma::run::GeneratorEval) -> serde_json::Value {
     };
     serde_json::json!({"context_frames": e.context_frames, "samples": e.samples, "temporal": part(&e.temporal), "ivp": part(&e.ivp)})
 }
+
+/// Trains a stage into `dir` unless a finished run with the same configuration is there;
+/// continues an interrupted one.
+fn train_or_reuse(
+    gpu: &enma::Gpu,
+    cfg: &enma::config::RunConfig,
+    stage: enma::run::Stage,
+    data: &Path,
+    dir: &Path,
+    vae: Option<&Path>,
+    opts: &enma::run::TrainOptions,
+) -> enma::Result<f64> {
+    if let (Ok(meta), Ok(saved)) = (enma::run::read_meta(dir), enma::run::read_config(dir)) {
+        if saved == *cfg && meta["complete"] == true {
+            println!("{}: already trained in {} (delete the folder to train again)", stage.name(), dir.display());
+            return Ok(meta["seconds"].as_f64().unwrap_or(0.0));
+        }
+        if saved == *cfg && meta["step"].is_u64() {
+            println!("{}: continuing the interrupted run in {}", stage.name(), dir.display());
+            return Ok(enma::run::resume(gpu, dir, opts)?.seconds);
+        }
+    }
+    let s = enma::run::train(gpu, cfg, stage, data, dir, vae, opts)?;
+    println!("{}: {} steps in {:.0} s, final loss {:.4e}", stage.name(), s.steps, s.seconds, s.final_loss);
+    Ok(s.seconds)
+}
+
+/// `enma quickstart`: data, both stages, evaluation with uncertainty, plots and `report.md`
+/// in `out`, and the results table.
+pub fn quickstart(
+    gpu: &enma::Gpu,
+    cfg: &enma::config::RunConfig,
+    data: &Path,
+    out: &Path,
+    quiet: bool,
+) -> enma::Result<()> {
+    use enma::run::Stage;
+    let t0 = Instant::now();
+    let dataset = cfg.dataset()?;
+    println!(
+        "enma quickstart `{}`: {} data ({}), VAE {} steps, generator {} steps, on {}",
+        cfg.name,
+        dataset.name(),
+        cfg.data.size,
+        cfg.vae.train.steps,
+        cfg.generator.train.steps,
+        gpu.adapter().name
+    );
+    let have: Vec<Split> = Split::all()
+        .into_iter()
+        .filter(|s| !data.join(format!("{}_{}.h5", dataset.name(), s.name())).is_file())
+        .collect();
+    if !have.is_empty() {
+        let gen_cfg = GenConfig::new(dataset, cfg.data_size()?, cfg.seed);
+        generate(&gen_cfg, data, None, &have, false, quiet)?;
+    }
+    let opts = enma::run::TrainOptions { quiet, until: None };
+    let (vae_dir, gen_dir) = (out.join("vae"), out.join("generator"));
+    let vae_seconds = train_or_reuse(gpu, cfg, Stage::Vae, data, &vae_dir, None, &opts)?;
+    let gen_seconds = train_or_reuse(gpu, cfg, Stage::Generator, data, &gen_dir, Some(&vae_dir), &opts)?;
+    let t_eval = Instant::now();
+    let vae_rows = enma::run::eval_vae(gpu, &vae_dir, data, None)?;
+    let eval = enma::run::eval_generator(gpu, &gen_dir, data, &cfg.rollout(), |_, _| {})?;
+    let eval_seconds = t_eval.elapsed().as_secs_f64();
+    let plots = enma::report::write_plots(&eval, &vae_dir, &gen_dir, &out.join("plots"))?;
+    let report = enma::report::ReportInputs {
+        config: cfg,
+        adapter: gpu.adapter().name.clone(),
+        vae_seconds,
+        gen_seconds,
+        eval_seconds,
+        vae_rows: &vae_rows,
+        eval: &eval,
+        plots: plots.iter().filter_map(|p| p.strip_prefix(out).ok()).map(|p| p.display().to_string()).collect(),
+    };
+    let md = enma::report::markdown_report(&report)?;
+    enma::checkpoint::write_atomic(&out.join("report.md"), md.as_bytes())?;
+    let json = serde_json::json!({"vae": vae_rows.iter().map(|(k, _, v)| (k.clone(), *v)).collect::<std::collections::BTreeMap<_, _>>(), "generator": eval_json(&eval)});
+    enma::checkpoint::write_atomic(&out.join("results.json"), json.to_string().as_bytes())?;
+    println!();
+    print_vae_eval(&vae_rows, false);
+    for (protocol, list) in [("temporal", &eval.temporal), ("ivp", &eval.ivp)] {
+        for e in list.iter() {
+            print_split(protocol, e, eval.context_frames);
+        }
+    }
+    let (paper_in, paper_out) = enma::report::paper_reference(dataset);
+    println!(
+        "paper (ENMA, full size, 8 A100-hours): In-D {paper_in:.2e}, Out-D {paper_out:.2e} (temporal conditioning)"
+    );
+    if cfg.data.size == "tiny" {
+        println!(
+            "\nThis tiny budget shows the pipeline, not the paper's accuracy. For more, train a larger preset:\n  enma quickstart --preset advection-tiny     (the full tiny schedule)\n  enma quickstart --preset advection-small    (a model worth a GPU)"
+        );
+    }
+    println!(
+        "\nreport: {}  plots: {}  ({:.0} s in all)",
+        out.join("report.md").display(),
+        out.join("plots").display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

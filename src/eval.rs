@@ -50,10 +50,16 @@ impl Default for RolloutConfig {
     }
 }
 
-/// Rolls out every trajectory of `data` (normalised) K times from its first L frames: returns
-/// `[N, K, T, C, S..]` (normalised), the observed frames being the VAE's reconstructions.
-pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Vec<f32>> {
-    let (t, c) = (data.frames(), data.channels());
+/// Generated latents of a rollout: `[N·K, F', S'.., d]` (trajectory-major, samples inner).
+struct Latents {
+    data: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+/// Rolls out every trajectory of `data` (normalised) K times in latent space: encodes the first
+/// L frames (and the context trajectory for the IVP protocol) and generates the rest.
+fn generate_latents(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Latents> {
+    let t = data.frames();
     if cfg.context_frames == 0 || cfg.context_frames.is_multiple_of(2) || cfg.context_frames >= t {
         return Err(Error::invalid(
             "rollout",
@@ -69,9 +75,6 @@ pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig
     let per_frame = m * d;
     let lc = cfg.context_frames.div_ceil(2);
     let k = cfg.samples;
-    let points: usize = data.spatial().iter().product();
-    let stride = t * c * points;
-    let mut out = vec![0f32; n * k * stride];
     let per_call = (cfg.batch / k).max(1);
     let all: Vec<usize> = (0..n).collect();
     let mut rng = crate::ops::random::Philox::new(cfg.seed ^ 0xC0DE, 0);
@@ -86,6 +89,7 @@ pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig
     } else {
         Vec::new()
     };
+    let mut lat_all = Vec::with_capacity(means.len() * k);
     for (ci, chunk) in all.chunks(per_call).enumerate() {
         let mut ctx = Vec::with_capacity(chunk.len() * k * lc * per_frame);
         let mut prefix = Vec::new();
@@ -107,21 +111,62 @@ pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig
         let generated = p.generator.generate(gpu, p.gen_store, &ctx, chunk.len() * k, &opts)?;
         let mut lshape = shape.clone();
         lshape[0] = chunk.len() * k;
-        let lat = unpatchify(&generated, &lshape, p.patch, p.scale)?;
-        // decode in groups of at most 32 sequences
-        let seqs = chunk.len() * k;
-        let lat_per = lat.len() / seqs;
-        for start in (0..seqs).step_by(32) {
-            let end = (start + 32).min(seqs);
-            let mut ls = lshape.clone();
-            ls[0] = end - start;
-            let tape = Tape::no_grad(gpu);
-            let z = tape.constant(Tensor::from_slice(gpu, &lat[start * lat_per..end * lat_per], &ls)?);
-            let rec = p.vae.decoder.forward(&tape, p.vae_store, &z, t)?.to_vec()?;
-            let idx: Vec<usize> = (0..end - start).map(|j| (chunk[0] * k) + start + j).collect();
-            scatter_trajectories(&rec, &idx, &mut out, t, c, points);
-        }
+        lat_all.extend(unpatchify(&generated, &lshape, p.patch, p.scale)?);
     }
+    let mut lshape = shape;
+    lshape[0] = n * k;
+    Ok(Latents { data: lat_all, shape: lshape })
+}
+
+/// Decodes latents in groups of at most 32 sequences; `sink(first sequence, fields)` gets each
+/// group's fields `[g, T, S.., C]` (channels last, normalised) on the GPU.
+fn decode(
+    gpu: &Gpu,
+    p: &Pipeline,
+    lat: &Latents,
+    t: usize,
+    mut sink: impl FnMut(usize, Tensor) -> Result<()>,
+) -> Result<()> {
+    let seqs = lat.shape[0];
+    let per = lat.data.len() / seqs.max(1);
+    for start in (0..seqs).step_by(32) {
+        let end = (start + 32).min(seqs);
+        let mut ls = lat.shape.clone();
+        ls[0] = end - start;
+        let tape = Tape::no_grad(gpu);
+        let z = tape.constant(Tensor::from_slice(gpu, &lat.data[start * per..end * per], &ls)?);
+        sink(start, p.vae.decoder.forward(&tape, p.vae_store, &z, t)?.tensor().clone())?;
+    }
+    Ok(())
+}
+
+/// Rolls out every trajectory of `data` (normalised) K times from its first L frames: returns
+/// `[N, K, T, C, S..]` (normalised), the observed frames being the VAE's reconstructions.
+pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Vec<f32>> {
+    let (t, c) = (data.frames(), data.channels());
+    let points: usize = data.spatial().iter().product();
+    let lat = generate_latents(gpu, p, data, cfg)?;
+    let mut out = vec![0f32; lat.shape[0] * t * c * points];
+    decode(gpu, p, &lat, t, |start, fields| {
+        let rec = fields.to_vec()?;
+        let idx: Vec<usize> = (start..start + fields.shape()[0]).collect();
+        scatter_trajectories(&rec, &idx, &mut out, t, c, points);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`rollout`] into one tensor that stays on the GPU: `[N·K, T, S.., C]` (trajectory-major,
+/// channels last, normalised: multiply by the run's std and add its mean per channel for
+/// physical units). For hosts that process rollouts with their own kernels (embedding).
+pub fn rollout_fields(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Tensor> {
+    let t = data.frames();
+    let lat = generate_latents(gpu, p, data, cfg)?;
+    let mut shape = vec![lat.shape[0], t];
+    shape.extend(data.spatial());
+    shape.push(data.channels());
+    let out = Tensor::empty(gpu, &shape, crate::gpu::DType::F32)?;
+    decode(gpu, p, &lat, t, |start, fields| crate::ops::layout::write_into(&fields, &out, 0, start))?;
     Ok(out)
 }
 

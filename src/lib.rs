@@ -35,6 +35,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod plot;
+pub mod report;
 pub mod run;
 pub mod train;
 

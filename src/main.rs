@@ -128,6 +128,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The main job: generate the data, train both stages, evaluate both protocols with
+    /// uncertainty, write plots and `report.md` into the run folder, print the results.
+    Quickstart {
+        /// A preset or a .toml file (`quickstart`: advection-tiny with a short schedule).
+        #[arg(long, default_value = "quickstart")]
+        preset: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Data folder (generated when missing; default data/<dataset>-<size>).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Run folder (default runs/<preset>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Plots of a trained generator run (evaluated with its [eval] settings): training losses,
+    /// truth / ensemble mean / error images, ±2σ bands, error over the rollout horizon.
+    Plot {
+        /// The generator run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Folder with the test files (default: the folder the run was trained from).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where to write the PNG files (default <run>/plots).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a resolved configuration (a preset or a .toml file, with `--set` changes), or the
     /// list of presets.
     Config {
@@ -255,6 +285,28 @@ fn run(cli: Cli) -> enma::Result<()> {
                         );
                     }
                 }
+            }
+        }
+        Command::Quickstart { preset, sets, data, out, quiet } => {
+            let cfg = enma::config::RunConfig::load(&preset, &sets)?;
+            let data = data.unwrap_or_else(|| PathBuf::from(format!("data/{}-{}", cfg.data.dataset, cfg.data.size)));
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/{}", cfg.name)));
+            let gpu = Gpu::new(options)?;
+            cli::quickstart(&gpu, &cfg, &data, &out, quiet)?;
+        }
+        Command::Plot { run, data, out } => {
+            let meta = enma::run::read_meta(&run)?;
+            let data = match data {
+                Some(d) => d,
+                None => enma::run::meta_field(&run, &meta, "data")?,
+            };
+            let vae: PathBuf = enma::run::meta_field(&run, &meta, "vae")?;
+            let gpu = Gpu::new(options)?;
+            let cfg = enma::run::read_config(&run)?.rollout();
+            let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |_, _| {})?;
+            let out = out.unwrap_or_else(|| run.join("plots"));
+            for p in enma::report::write_plots(&e, &vae, &run, &out)? {
+                println!("{}", p.display());
             }
         }
         Command::Config { preset, sets, list } => {

@@ -269,6 +269,16 @@ impl Tensor {
         (self.numel() * self.dtype.size()) as u64
     }
 
+    /// The wgpu buffer holding this tensor, with the byte offset and byte size of its values,
+    /// for a host's own passes (embedding: bind it as a storage buffer range).
+    ///
+    /// Call [`Gpu::flush`] first so that enma's recorded work writing the tensor is submitted
+    /// before yours (one queue runs submissions in order), and keep the tensor alive until your
+    /// work has finished: when the last handle is dropped its memory returns to enma's pool.
+    pub fn raw_buffer(&self) -> (&wgpu::Buffer, u64, u64) {
+        (self.storage.buffer(), self.offset, self.bytes())
+    }
+
     pub fn gpu(&self) -> &Gpu {
         &self.storage.gpu
     }
