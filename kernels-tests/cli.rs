@@ -125,6 +125,19 @@ fn the_cli_runs_the_whole_pipeline_and_resumes_exactly() {
     }
     assert!(all_finite(&v["temporal"]["test"]["rel_l2"]) && all_finite(&v["ivp"]["ood"]["crps"]), "{v}");
 
+    // rollouts written as HDF5 like the data files: 3 trajectories × 2 samples
+    let v: serde_json::Value = serde_json::from_str(
+        ok(d, &["rollout", "--run", "runs/gen", "--trajectories", "3", "--samples", "2", "--out", "pred.h5", "--json"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!((v["trajectories"].as_u64(), v["samples"].as_u64()), (Some(3), Some(2)), "{v}");
+    let file = enma::data::hdf5::read(&d.join("pred.h5")).unwrap();
+    let (_, pred) = file.splits.into_values().next().unwrap();
+    assert_eq!(pred.shape, vec![6, 20, 1, 128]);
+    assert!(pred.data.iter().all(|v| v.is_finite()));
+    assert_eq!(pred.env[..2], [pred.env[0], pred.env[0]]);
+
     // plots
     let listed = ok(d, &["plot", "--run", "runs/gen"]);
     for f in ["loss.png", "rollout_test.png", "uncertainty_ood.png", "horizon.png"] {

@@ -121,6 +121,21 @@ pub fn inspect(path: &Path) -> enma::Result<()> {
     Ok(())
 }
 
+/// A spinner with elapsed time for long steps without a step count (hidden when `hidden`).
+pub fn spinner(hidden: bool, message: &str) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// Prints a VAE evaluation (rows of [`enma::run::eval_vae`]) as text or one JSON object.
 pub fn print_vae_eval(rows: &[(String, String, f64)], json: bool) {
     if json {
@@ -228,8 +243,10 @@ pub fn quickstart(
     let vae_seconds = train_or_reuse(gpu, cfg, Stage::Vae, data, &vae_dir, None, &opts)?;
     let gen_seconds = train_or_reuse(gpu, cfg, Stage::Generator, data, &gen_dir, Some(&vae_dir), &opts)?;
     let t_eval = Instant::now();
+    let bar = spinner(quiet, "evaluating both protocols on the In-D and Out-D test sets");
     let vae_rows = enma::run::eval_vae(gpu, &vae_dir, data, None)?;
     let eval = enma::run::eval_generator(gpu, &gen_dir, data, &cfg.rollout(), |_, _| {})?;
+    bar.finish_and_clear();
     let eval_seconds = t_eval.elapsed().as_secs_f64();
     let plots = enma::report::write_plots(&eval, &vae_dir, &gen_dir, &out.join("plots"))?;
     let report = enma::report::ReportInputs {

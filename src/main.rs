@@ -158,6 +158,36 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Roll out test trajectories with a generator run and write the K samples of each, in
+    /// physical units, to an HDF5 file laid out like the data files.
+    Rollout {
+        /// The generator run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Folder with the test files (default: the folder the run was trained from).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// test (In-D) or ood (Out-D).
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Only the first N trajectories (0 = all).
+        #[arg(long, default_value_t = 0)]
+        trajectories: usize,
+        /// Observed physical frames L (odd; default from the run's [eval]).
+        #[arg(long)]
+        context: Option<usize>,
+        /// Samples per trajectory (default from the run's [eval]).
+        #[arg(long)]
+        samples: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The HDF5 file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the scores as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a resolved configuration (a preset or a .toml file, with `--set` changes), or the
     /// list of presets.
     Config {
@@ -271,11 +301,13 @@ fn run(cli: Cli) -> enma::Result<()> {
                     cfg.context_frames = context.unwrap_or(cfg.context_frames);
                     cfg.samples = samples.unwrap_or(cfg.samples);
                     cfg.seed = seed;
+                    let spinner = cli::spinner(json, "evaluating: rolling out the In-D and Out-D test sets");
                     let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |protocol, e| {
                         if !json {
-                            cli::print_split(protocol, e, cfg.context_frames)
+                            spinner.suspend(|| cli::print_split(protocol, e, cfg.context_frames));
                         }
                     })?;
+                    spinner.finish_and_clear();
                     if json {
                         println!("{}", cli::eval_json(&e));
                     } else {
@@ -307,6 +339,39 @@ fn run(cli: Cli) -> enma::Result<()> {
             let out = out.unwrap_or_else(|| run.join("plots"));
             for p in enma::report::write_plots(&e, &vae, &run, &out)? {
                 println!("{}", p.display());
+            }
+        }
+        Command::Rollout { run, data, split, trajectories, context, samples, seed, out, json } => {
+            let meta = enma::run::read_meta(&run)?;
+            let data = match data {
+                Some(d) => d,
+                None => enma::run::meta_field(&run, &meta, "data")?,
+            };
+            let mut cfg = enma::run::read_config(&run)?.rollout();
+            cfg.context_frames = context.unwrap_or(cfg.context_frames);
+            cfg.samples = samples.unwrap_or(cfg.samples);
+            cfg.seed = seed;
+            let split = parse_split(&split)?;
+            let gpu = Gpu::new(options)?;
+            let t0 = std::time::Instant::now();
+            let s = enma::run::rollout_to_file(&gpu, &run, &data, split, trajectories, &cfg, &out)?;
+            let secs = t0.elapsed().as_secs_f64();
+            if json {
+                let mut v = serde_json::to_value(&s).map_err(|e| enma::Error::invalid("rollout", e.to_string()))?;
+                v["seconds"] = serde_json::json!(secs);
+                println!("{v}");
+            } else {
+                println!(
+                    "{} trajectories × {} samples in {secs:.1} s ({:.2} samples/s) → {}",
+                    s.trajectories,
+                    s.samples,
+                    (s.trajectories * s.samples) as f64 / secs.max(1e-9),
+                    out.display()
+                );
+                println!(
+                    "relative L2 {:.4e} (samples), {:.4e} (ensemble mean), {:.4e} (repeat last); CRPS {:.3e}, RMSCE {:.3e}",
+                    s.rel_l2, s.rel_l2_mean, s.rel_l2_repeat_last, s.crps, s.rmsce
+                );
             }
         }
         Command::Config { preset, sets, list } => {

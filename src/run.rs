@@ -548,3 +548,48 @@ pub fn eval_generator(
     }
     Ok(out)
 }
+
+/// Rolls out the first `trajectories` (0: all) of a test split `K` times with a generator run
+/// and writes the samples, in physical units, as an HDF5 file laid out like the data files
+/// (`[N·K, T, C, S..]`, trajectory-major; each sample keeps its trajectory's parameters and
+/// environment; attributes `samples`, `context_frames`, `source`). Returns the rollout's scores.
+pub fn rollout_to_file(
+    gpu: &Gpu,
+    run: &Path,
+    data: &Path,
+    split: Split,
+    trajectories: usize,
+    cfg: &RolloutConfig,
+    out: &Path,
+) -> Result<RolloutScores> {
+    let g = load_generator(gpu, run)?;
+    let mut truth = load_split(data, g.vae.dataset, split)?;
+    truth.truncate(trajectories);
+    let mut input = truth.clone();
+    g.vae.norm.apply(&mut input)?;
+    let pred = crate::eval::rollout(gpu, &g.pipeline(), &input, cfg)?;
+    let scores = crate::eval::score(&pred, &truth, &g.vae.norm, cfg)?;
+    let k = cfg.samples;
+    let repeat = |v: &[f64]| v.iter().flat_map(|&x| std::iter::repeat_n(x, k)).collect::<Vec<f64>>();
+    let mut samples = Trajectories {
+        data: crate::eval::physical(&pred, &truth, &g.vae.norm, k)?,
+        params: truth.params.iter().map(|(name, v)| (name.clone(), repeat(v))).collect(),
+        env: truth.env.iter().flat_map(|&e| std::iter::repeat_n(e, k)).collect(),
+        seed: None,
+        ..truth.clone()
+    };
+    samples.shape[0] = truth.n() * k;
+    let attrs = hdf5::FileAttrs {
+        strings: vec![
+            ("source".into(), format!("enma rollout of {}", canonical(run).display())),
+            ("dataset".into(), g.vae.dataset.name().into()),
+        ],
+        numbers: vec![("samples".into(), k as f64), ("context_frames".into(), cfg.context_frames as f64)],
+        arrays: Vec::new(),
+    };
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    hdf5::write(out, g.vae.dataset.group(split), &samples, &attrs)?;
+    Ok(scores)
+}
