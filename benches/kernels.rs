@@ -339,6 +339,36 @@ fn bench_generator_step(gpu: &Gpu, b: usize) -> Result<Row> {
     })
 }
 
+/// The flow-matching sampler (midpoint ODE of the adaLN head) for `n` tokens: the fused kernel
+/// or the composed ops. Head of advection-tiny (token 4, condition 64, width 128, depth 2).
+fn bench_flow_sample(gpu: &Gpu, n: usize, steps: usize, fused: bool) -> Result<Row> {
+    use enma::model::flow::{FlowHead, FlowHeadConfig};
+    let mut store = ParamStore::new(gpu, 1);
+    let (dim, cond, width, depth) = (4, 64, 128, 2);
+    let head = FlowHead::new(&mut store, "h", FlowHeadConfig { dim, cond, width, depth })?;
+    let c = Tensor::from_slice(gpu, &rand(n * cond, 31), &[n, cond])?;
+    let (d, method, per_iter) = measure_with(gpu, true, || {
+        let z = if fused {
+            head.sample_fused(gpu, &store, &c, steps, 1.0, 3)?
+        } else {
+            head.sample_composed(gpu, &store, &c, steps, 1.0, 3)?
+        };
+        z.to_vec().map(drop)
+    })?;
+    // multiply-adds per evaluation: input, (3 modulation + fc1 + fc2) per block, final 2 + out
+    let macs = (dim * width + depth * 5 * width * width + 2 * width * width + width * dim) as f64;
+    let flops = 2.0 * macs * (2 * steps * n) as f64;
+    Ok(Row {
+        kernel: format!("flow sampler {}", if fused { "fused" } else { "composed" }),
+        shape: format!("n{n} N{steps} w{width}x{depth}"),
+        dtype: "f32",
+        median_ms: d.as_secs_f64() * 1e3,
+        rate: Rate::Gflops(flops / d.as_secs_f64() / 1e9),
+        method,
+        per_iter: Some(per_iter),
+    })
+}
+
 /// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
 fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
     let mut store = ParamStore::new(gpu, 1);
@@ -567,6 +597,12 @@ fn run() -> Result<()> {
     }
     if keep("generator") {
         rows.push(bench_generator_step(&gpu, 32)?);
+    }
+    if keep("flow") {
+        // one unmasking step of a rollout batch: 16 trajectories × 16 samples, ~3 of 16 tokens
+        for fused in [false, true] {
+            rows.push(bench_flow_sample(&gpu, 768, 5, fused)?);
+        }
     }
     if keep("train") {
         rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);

@@ -13,6 +13,7 @@ mod errors;
 mod fill;
 mod flash_attention;
 mod flow;
+mod flow_sample;
 mod gather;
 mod generator;
 mod interp;

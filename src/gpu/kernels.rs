@@ -46,6 +46,7 @@ pub const POSENC: Shader = shader!("posenc");
 pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
 pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
+pub const FLOW_SAMPLE: Shader = shader!("flow_sample");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
 pub const ALL_SHADERS: &[Shader] = &[
@@ -68,6 +69,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     CROSS_ATTENTION,
     CONV_CAUSAL,
     FLASH_ATTENTION,
+    FLOW_SAMPLE,
 ];
 
 /// The naga capabilities a device with `features` offers.

@@ -151,8 +151,109 @@ impl FlowHead {
     }
 
     /// Samples `[N, dim]` for conditions `cond` `[N, cond]`: the midpoint method from r = 0 to 1
-    /// in `steps` steps (2·steps head evaluations), starting from `temperature`·ε.
+    /// in `steps` steps (2·steps head evaluations), starting from `temperature`·ε. Runs the
+    /// fused kernel ([`crate::ops::flow_sample`], one dispatch instead of ~40 per evaluation)
+    /// when the head fits it, except on CPU adapters, where the composed ops are about twice as
+    /// fast (lavapipe: `cargo bench --bench kernels -- flow`). `ENMA_FLOW_SAMPLER=fused` or
+    /// `composed` forces a path.
     pub fn sample(
+        &self,
+        gpu: &Gpu,
+        store: &ParamStore,
+        cond: &Tensor,
+        steps: usize,
+        temperature: f32,
+        seed: u64,
+    ) -> Result<Tensor> {
+        let fused = match std::env::var("ENMA_FLOW_SAMPLER").as_deref() {
+            Ok("fused") => true,
+            Ok("composed") => false,
+            _ => !gpu.is_cpu(),
+        };
+        if !fused || self.weights(store)?.tile().is_none() {
+            self.sample_composed(gpu, store, cond, steps, temperature, seed)
+        } else {
+            self.sample_fused(gpu, store, cond, steps, temperature, seed)
+        }
+    }
+
+    /// Where the head's weights sit in the store's flat buffer, for the fused sampler.
+    pub fn weights(&self, store: &ParamStore) -> Result<crate::ops::flow_sample::FlowWeights> {
+        let mut offsets = Vec::new();
+        let mut push = |l: &Linear| -> Result<()> {
+            let bias = l.b.as_ref().ok_or_else(|| Error::invalid("FlowHead", "every layer has a bias"))?;
+            for p in [&l.w, bias] {
+                let (offset, _, _) = store.layout(p)?;
+                offsets.push(u32::try_from(offset).map_err(|_| Error::invalid("FlowHead", "parameter offset"))?);
+            }
+            Ok(())
+        };
+        push(&self.input)?;
+        push(&self.final_ada.maps[0])?;
+        push(&self.final_ada.maps[1])?;
+        push(&self.out)?;
+        for b in &self.blocks {
+            for l in [&b.ada.maps[0], &b.ada.maps[1], &b.ada.maps[2], &b.fc1, &b.fc2] {
+                push(l)?;
+            }
+        }
+        Ok(crate::ops::flow_sample::FlowWeights {
+            offsets,
+            dim: self.config.dim,
+            width: self.config.width,
+            depth: self.config.depth,
+        })
+    }
+
+    /// The time embeddings `[2·steps, W]` of r = s/steps and (s + ½)/steps.
+    fn time_embeddings(&self, tape: &Tape, store: &ParamStore, steps: usize) -> Result<Var> {
+        let h = 1.0 / steps as f32;
+        let pos: Vec<f32> = (0..steps).flat_map(|s| [1000.0 * s as f32 * h, 1000.0 * (s as f32 + 0.5) * h]).collect();
+        let temb = tape.constant(crate::ops::posenc::sinusoidal(&tape.gpu(), &pos, 1, TIME_CHANNELS)?);
+        self.time2.forward(tape, store, &self.time1.forward(tape, store, &temb)?.silu()?)
+    }
+
+    /// [`FlowHead::sample`] with the fused kernel: one dispatch for the whole ODE.
+    pub fn sample_fused(
+        &self,
+        gpu: &Gpu,
+        store: &ParamStore,
+        cond: &Tensor,
+        steps: usize,
+        temperature: f32,
+        seed: u64,
+    ) -> Result<Tensor> {
+        let n = cond.shape().first().copied().unwrap_or(0);
+        if steps == 0 || cond.shape() != [n, self.config.cond] {
+            return Err(Error::invalid(
+                "FlowHead::sample",
+                format!(
+                    "conditions {:?} of width {} and {steps} ODE steps (at least one)",
+                    cond.shape(),
+                    self.config.cond
+                ),
+            ));
+        }
+        let tape = Tape::no_grad(gpu);
+        let cy = self.cond.forward(&tape, store, &tape.constant(cond.clone()))?;
+        let temb = self.time_embeddings(&tape, store, steps)?;
+        let noise = crate::ops::random::normal(gpu, &[n, self.config.dim], seed, 0x5A3)?;
+        let (params, _) = store.flat().ok_or_else(|| Error::invalid("FlowHead::sample", "empty parameter store"))?;
+        crate::ops::flow_sample::flow_sample(
+            params,
+            &self.weights(store)?,
+            cy.tensor(),
+            temb.tensor(),
+            &noise,
+            steps,
+            temperature,
+            self.final_norm.eps,
+        )
+    }
+
+    /// [`FlowHead::sample`] with composed ops (2·steps evaluations of [`FlowHead::velocity`]):
+    /// the reference of the fused kernel, and the path for heads too wide for it.
+    pub fn sample_composed(
         &self,
         gpu: &Gpu,
         store: &ParamStore,

@@ -8,6 +8,7 @@ pub mod conv_causal;
 pub mod cross_attention;
 pub mod fill;
 pub mod flash_attention;
+pub mod flow_sample;
 pub mod gather;
 pub mod layout;
 pub mod loss;
