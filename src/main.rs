@@ -24,6 +24,38 @@ struct Cli {
     command: Command,
 }
 
+/// How generator rollouts run (defaults from the run's `[eval]`).
+#[derive(clap::Args)]
+struct RolloutArgs {
+    /// Observed physical frames L (odd; default from the run's [eval]).
+    #[arg(long)]
+    context: Option<usize>,
+    /// Samples per trajectory (default from the run's [eval]).
+    #[arg(long)]
+    samples: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl RolloutArgs {
+    /// The run's rollout settings with these changes.
+    fn config(&self, run: &std::path::Path) -> enma::Result<enma::eval::RolloutConfig> {
+        let mut cfg = enma::run::read_config(run)?.rollout();
+        cfg.context_frames = self.context.unwrap_or(cfg.context_frames);
+        cfg.samples = self.samples.unwrap_or(cfg.samples);
+        cfg.seed = self.seed;
+        Ok(cfg)
+    }
+}
+
+/// `--data`, or the folder the run was trained from.
+fn run_data(run: &std::path::Path, data: Option<PathBuf>) -> enma::Result<PathBuf> {
+    match data {
+        Some(d) => Ok(d),
+        None => enma::run::meta_field(run, &enma::run::read_meta(run)?, "data"),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate a benchmark dataset (train, In-D test and Out-D test files) with our solvers.
@@ -116,14 +148,9 @@ enum Command {
         /// super-resolution score of interpolating models.
         #[arg(long)]
         fine: Option<PathBuf>,
-        /// Generator: observed physical frames L (odd; default from the run's [eval]).
-        #[arg(long)]
-        context: Option<usize>,
-        /// Generator: samples per trajectory (default from the run's [eval]).
-        #[arg(long)]
-        samples: Option<usize>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Generator rollouts.
+        #[command(flatten)]
+        rollout: RolloutArgs,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -173,14 +200,8 @@ enum Command {
         /// Only the first N trajectories (0 = all).
         #[arg(long, default_value_t = 0)]
         trajectories: usize,
-        /// Observed physical frames L (odd; default from the run's [eval]).
-        #[arg(long)]
-        context: Option<usize>,
-        /// Samples per trajectory (default from the run's [eval]).
-        #[arg(long)]
-        samples: Option<usize>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        rollout: RolloutArgs,
         /// The HDF5 file to write.
         #[arg(long)]
         out: PathBuf,
@@ -285,22 +306,16 @@ fn run(cli: Cli) -> enma::Result<()> {
                 );
             }
         }
-        Command::Eval { run, data, fine, context, samples, seed, json } => {
+        Command::Eval { run, data, fine, rollout, json } => {
             let meta = enma::run::read_meta(&run)?;
-            let data = match data {
-                Some(d) => d,
-                None => enma::run::meta_field(&run, &meta, "data")?,
-            };
+            let data = run_data(&run, data)?;
             let gpu = Gpu::new(options)?;
             match enma::run::Stage::parse(meta["stage"].as_str().unwrap_or(""))? {
                 enma::run::Stage::Vae => {
                     cli::print_vae_eval(&enma::run::eval_vae(&gpu, &run, &data, fine.as_deref())?, json)
                 }
                 enma::run::Stage::Generator => {
-                    let mut cfg = enma::run::read_config(&run)?.rollout();
-                    cfg.context_frames = context.unwrap_or(cfg.context_frames);
-                    cfg.samples = samples.unwrap_or(cfg.samples);
-                    cfg.seed = seed;
+                    let cfg = rollout.config(&run)?;
                     let spinner = cli::spinner(json, "evaluating: rolling out the In-D and Out-D test sets");
                     let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |protocol, e| {
                         if !json {
@@ -327,12 +342,8 @@ fn run(cli: Cli) -> enma::Result<()> {
             cli::quickstart(&gpu, &cfg, &data, &out, quiet)?;
         }
         Command::Plot { run, data, out } => {
-            let meta = enma::run::read_meta(&run)?;
-            let data = match data {
-                Some(d) => d,
-                None => enma::run::meta_field(&run, &meta, "data")?,
-            };
-            let vae: PathBuf = enma::run::meta_field(&run, &meta, "vae")?;
+            let data = run_data(&run, data)?;
+            let vae: PathBuf = enma::run::meta_field(&run, &enma::run::read_meta(&run)?, "vae")?;
             let gpu = Gpu::new(options)?;
             let cfg = enma::run::read_config(&run)?.rollout();
             let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |_, _| {})?;
@@ -341,16 +352,9 @@ fn run(cli: Cli) -> enma::Result<()> {
                 println!("{}", p.display());
             }
         }
-        Command::Rollout { run, data, split, trajectories, context, samples, seed, out, json } => {
-            let meta = enma::run::read_meta(&run)?;
-            let data = match data {
-                Some(d) => d,
-                None => enma::run::meta_field(&run, &meta, "data")?,
-            };
-            let mut cfg = enma::run::read_config(&run)?.rollout();
-            cfg.context_frames = context.unwrap_or(cfg.context_frames);
-            cfg.samples = samples.unwrap_or(cfg.samples);
-            cfg.seed = seed;
+        Command::Rollout { run, data, split, trajectories, rollout, out, json } => {
+            let data = run_data(&run, data)?;
+            let cfg = rollout.config(&run)?;
             let split = parse_split(&split)?;
             let gpu = Gpu::new(options)?;
             let t0 = std::time::Instant::now();

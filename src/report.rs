@@ -64,17 +64,37 @@ fn channel(traj: &[f32], t: usize, c: usize, points: usize, ch: usize) -> Vec<f3
     (0..t).flat_map(|ti| traj[(ti * c + ch) * points..][..points].iter().copied()).collect()
 }
 
+/// The example rollout of a split evaluation, checked against the trajectory shape `[T, C, S..]`.
+struct Example<'a> {
+    t: usize,
+    c: usize,
+    spatial: &'a [usize],
+    points: usize,
+    k: usize,
+    truth: &'a [f32],
+    samples: &'a [f32],
+}
+
+impl<'a> Example<'a> {
+    fn of(e: &'a SplitEval, shape: &'a [usize]) -> Result<Example<'a>> {
+        if shape.len() < 3 {
+            return Err(Error::invalid("plot", format!("trajectory shape {shape:?} is not [T, C, S..]")));
+        }
+        let (t, c, spatial) = (shape[0], shape[1], &shape[2..]);
+        let points: usize = spatial.iter().product();
+        let k = e.scores.samples.max(1);
+        let (truth, samples) = (&e.example.0, &e.example.1);
+        if truth.len() != t * c * points || samples.len() != k * truth.len() {
+            return Err(Error::invalid("plot", "the rollout example does not match the trajectory shape"));
+        }
+        Ok(Example { t, c, spatial, points, k, truth, samples })
+    }
+}
+
 /// Truth / ensemble mean / error images of one rollout: one space–time panel row in 1D, frames
 /// at three times in 2D. `shape` is `[T, C, S..]`.
 pub fn rollout_images(e: &SplitEval, shape: &[usize], context: usize, title: &str) -> Result<Canvas> {
-    let (t, c) = (shape[0], shape[1]);
-    let spatial = &shape[2..];
-    let points: usize = spatial.iter().product();
-    let k = e.scores.samples.max(1);
-    let (truth, samples) = &e.example;
-    if truth.len() != t * c * points || samples.len() != k * truth.len() {
-        return Err(Error::invalid("plot", "the rollout example does not match the trajectory shape"));
-    }
+    let Example { t, c, spatial, points, k, truth, samples } = Example::of(e, shape)?;
     let (mean, _) = mean_std(samples, k);
     let tr = channel(truth, t, c, points, 0);
     let mn = channel(&mean, t, c, points, 0);
@@ -135,14 +155,7 @@ pub fn rollout_images(e: &SplitEval, shape: &[usize], context: usize, title: &st
 
 /// The ensemble mean ± 2σ against the truth over time at three points (channel 0).
 pub fn uncertainty_bands(e: &SplitEval, shape: &[usize], context: usize, title: &str) -> Result<Canvas> {
-    let (t, c) = (shape[0], shape[1]);
-    let spatial = &shape[2..];
-    let points: usize = spatial.iter().product();
-    let k = e.scores.samples.max(1);
-    let (truth, samples) = &e.example;
-    if truth.len() != t * c * points || samples.len() != k * truth.len() {
-        return Err(Error::invalid("plot", "the rollout example does not match the trajectory shape"));
-    }
+    let Example { t, c, spatial, points, k, truth, samples } = Example::of(e, shape)?;
     let (mean, std) = mean_std(samples, k);
     let picks: Vec<(usize, String)> = if spatial.len() == 1 {
         [1, 2, 3].iter().map(|q| (q * points / 4, format!("x = {}", q * points / 4))).collect()
