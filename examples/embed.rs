@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let g = enma::run::load_generator(&gpu, &run)?;
     let meta = enma::run::read_meta(&run)?;
     let data: PathBuf = enma::run::meta_field(&run, &meta, "data")?;
-    let mut test = enma::run::load_split(&data, g.vae.dataset, enma::data::pde::Split::InD)?;
+    let mut test = enma::run::load_data(&data, &g.config.data, g.vae.dataset, enma::data::pde::Split::InD)?;
     test.truncate(2);
     g.vae.norm.apply(&mut test)?;
     let cfg = enma::eval::RolloutConfig { samples: 4, ..g.config.rollout() };

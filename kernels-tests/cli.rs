@@ -189,6 +189,33 @@ fn configuration_mistakes_are_errors_naming_the_key() {
 }
 
 #[test]
+fn files_on_a_finer_grid_are_subsampled_as_configured() {
+    use enma::data::generate::PdeName;
+    use enma::data::pde::Split;
+    let dir = scratch("subsample");
+    let d = dir.as_path();
+    ok(d, &["generate", "--dataset", "advection", "--out", "data", "--quiet"]);
+    let mut cfg =
+        enma::config::RunConfig::load("micro", &["data.time_step=2".into(), "data.space_step=4".into()]).unwrap().data;
+    cfg.max_test = 3;
+    let got = enma::run::load_data(&d.join("data"), &cfg, PdeName::Advection, Split::InD).unwrap();
+    let full = enma::run::load_split(&d.join("data"), PdeName::Advection, Split::InD).unwrap();
+    assert_eq!(got.shape, vec![3, full.frames() / 2, 1, full.spatial()[0] / 4]);
+    for i in 0..3 {
+        for t in 0..got.frames() {
+            for x in 0..got.spatial()[0] {
+                let want = full.trajectory(i)[(2 * t) * full.spatial()[0] + 4 * x];
+                assert_eq!(got.trajectory(i)[t * got.spatial()[0] + x], want, "trajectory {i}, frame {t}, point {x}");
+            }
+        }
+    }
+    assert_eq!(got.env[..3], full.env[..3]);
+    let e = fails(d, &["config", "--preset", "micro", "--set", "data.space_step=0"]);
+    assert!(e.contains("data.space_step"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn the_quickstart_writes_a_report_plots_and_results() {
     let dir = scratch("quickstart");
     let d = dir.as_path();

@@ -136,6 +136,35 @@ pub fn spinner(hidden: bool, message: &str) -> ProgressBar {
     bar
 }
 
+/// A progress bar over the rollouts of [`enma::run::eval_generator`] (trajectories of K samples,
+/// rate and ETA; hidden when `hidden`) and the callback that drives it; `on_split` sees each
+/// scored split (printed above the bar).
+pub fn eval_progress<'a>(
+    hidden: bool,
+    samples: usize,
+    mut on_split: impl FnMut(&str, &enma::run::SplitEval) + 'a,
+) -> (ProgressBar, impl FnMut(enma::run::EvalEvent) + 'a) {
+    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "rolling out [{bar:30}] {pos}/{len} trajectories × {msg} samples, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(samples.to_string());
+    let b = bar.clone();
+    let handler = move |event: enma::run::EvalEvent| match event {
+        enma::run::EvalEvent::Start { trajectories } => {
+            b.set_length(trajectories as u64);
+            b.reset_eta();
+        }
+        enma::run::EvalEvent::Progress(n) => b.inc(n as u64),
+        enma::run::EvalEvent::Split(protocol, e) => b.suspend(|| on_split(protocol, e)),
+    };
+    (bar, handler)
+}
+
 /// Prints a VAE evaluation (rows of [`enma::run::eval_vae`]) as text or one JSON object.
 pub fn print_vae_eval(rows: &[(String, String, f64)], json: bool) {
     if json {
@@ -243,9 +272,11 @@ pub fn quickstart(
     let vae_seconds = train_or_reuse(gpu, cfg, Stage::Vae, data, &vae_dir, None, &opts)?;
     let gen_seconds = train_or_reuse(gpu, cfg, Stage::Generator, data, &gen_dir, Some(&vae_dir), &opts)?;
     let t_eval = Instant::now();
-    let bar = spinner(quiet, "evaluating both protocols on the In-D and Out-D test sets");
+    let bar = spinner(quiet, "evaluating the VAE on the In-D and Out-D test sets");
     let vae_rows = enma::run::eval_vae(gpu, &vae_dir, data, None)?;
-    let eval = enma::run::eval_generator(gpu, &gen_dir, data, &cfg.rollout(), |_, _| {})?;
+    bar.finish_and_clear();
+    let (bar, progress) = eval_progress(quiet, cfg.rollout().samples, |_, _| {});
+    let eval = enma::run::eval_generator(gpu, &gen_dir, data, &cfg.rollout(), progress)?;
     bar.finish_and_clear();
     let eval_seconds = t_eval.elapsed().as_secs_f64();
     let plots = enma::report::write_plots(&eval, &vae_dir, &gen_dir, &out.join("plots"))?;

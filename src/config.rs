@@ -58,6 +58,10 @@ pub struct DataSection {
     pub size: String,
     pub max_train: usize,
     pub max_test: usize,
+    /// Keep every `time_step`-th frame and every `space_step`-th point per spatial axis of the
+    /// files (for files on a finer grid than the model's, such as the authors' originals).
+    pub time_step: usize,
+    pub space_step: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,6 +341,8 @@ impl RunConfig {
         let dataset = self.dataset()?;
         self.data_size()?;
         let axes = if dataset.is_2d() { 2 } else { 1 };
+        need(self.data.time_step > 0, "data.time_step", "must be at least 1")?;
+        need(self.data.space_step > 0, "data.space_step", "must be at least 1")?;
         let (v, g, e) = (&self.vae, &self.generator, &self.eval);
         need(v.width > 0, "vae.width", "must be at least 1")?;
         need(v.max_width >= v.width, "vae.max_width", format!("must be at least vae.width = {}", v.width))?;

@@ -57,8 +57,15 @@ struct Latents {
 }
 
 /// Rolls out every trajectory of `data` (normalised) K times in latent space: encodes the first
-/// L frames (and the context trajectory for the IVP protocol) and generates the rest.
-fn generate_latents(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Latents> {
+/// L frames (and the context trajectory for the IVP protocol) and generates the rest;
+/// `progress(n)` hears of every `n` trajectories done.
+fn generate_latents(
+    gpu: &Gpu,
+    p: &Pipeline,
+    data: &Trajectories,
+    cfg: &RolloutConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Latents> {
     let t = data.frames();
     if cfg.context_frames == 0 || cfg.context_frames.is_multiple_of(2) || cfg.context_frames >= t {
         return Err(Error::invalid(
@@ -112,6 +119,7 @@ fn generate_latents(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutC
         let mut lshape = shape.clone();
         lshape[0] = chunk.len() * k;
         lat_all.extend(unpatchify(&generated, &lshape, p.patch, p.scale)?);
+        progress(chunk.len());
     }
     let mut lshape = shape;
     lshape[0] = n * k;
@@ -143,9 +151,20 @@ fn decode(
 /// Rolls out every trajectory of `data` (normalised) K times from its first L frames: returns
 /// `[N, K, T, C, S..]` (normalised), the observed frames being the VAE's reconstructions.
 pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Vec<f32>> {
+    rollout_with_progress(gpu, p, data, cfg, &mut |_| {})
+}
+
+/// [`rollout`], calling `progress(n)` after every `n` trajectories generated (for progress bars).
+pub fn rollout_with_progress(
+    gpu: &Gpu,
+    p: &Pipeline,
+    data: &Trajectories,
+    cfg: &RolloutConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<f32>> {
     let (t, c) = (data.frames(), data.channels());
     let points: usize = data.spatial().iter().product();
-    let lat = generate_latents(gpu, p, data, cfg)?;
+    let lat = generate_latents(gpu, p, data, cfg, progress)?;
     let mut out = vec![0f32; lat.shape[0] * t * c * points];
     decode(gpu, p, &lat, t, |start, fields| {
         let rec = fields.to_vec()?;
@@ -161,7 +180,7 @@ pub fn rollout(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig
 /// physical units). For hosts that process rollouts with their own kernels (embedding).
 pub fn rollout_fields(gpu: &Gpu, p: &Pipeline, data: &Trajectories, cfg: &RolloutConfig) -> Result<Tensor> {
     let t = data.frames();
-    let lat = generate_latents(gpu, p, data, cfg)?;
+    let lat = generate_latents(gpu, p, data, cfg, &mut |_| {})?;
     let mut shape = vec![lat.shape[0], t];
     shape.extend(data.spatial());
     shape.push(data.channels());

@@ -316,13 +316,13 @@ fn run(cli: Cli) -> enma::Result<()> {
                 }
                 enma::run::Stage::Generator => {
                     let cfg = rollout.config(&run)?;
-                    let spinner = cli::spinner(json, "evaluating: rolling out the In-D and Out-D test sets");
-                    let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |protocol, e| {
+                    let (bar, progress) = cli::eval_progress(json, cfg.samples, |protocol, e| {
                         if !json {
-                            spinner.suspend(|| cli::print_split(protocol, e, cfg.context_frames));
+                            cli::print_split(protocol, e, cfg.context_frames)
                         }
-                    })?;
-                    spinner.finish_and_clear();
+                    });
+                    let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, progress)?;
+                    bar.finish_and_clear();
                     if json {
                         println!("{}", cli::eval_json(&e));
                     } else {
@@ -346,7 +346,9 @@ fn run(cli: Cli) -> enma::Result<()> {
             let vae: PathBuf = enma::run::meta_field(&run, &enma::run::read_meta(&run)?, "vae")?;
             let gpu = Gpu::new(options)?;
             let cfg = enma::run::read_config(&run)?.rollout();
-            let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, |_, _| {})?;
+            let (bar, progress) = cli::eval_progress(false, cfg.samples, |_, _| {});
+            let e = enma::run::eval_generator(&gpu, &run, &data, &cfg, progress)?;
+            bar.finish_and_clear();
             let out = out.unwrap_or_else(|| run.join("plots"));
             for p in enma::report::write_plots(&e, &vae, &run, &out)? {
                 println!("{}", p.display());
@@ -358,7 +360,9 @@ fn run(cli: Cli) -> enma::Result<()> {
             let split = parse_split(&split)?;
             let gpu = Gpu::new(options)?;
             let t0 = std::time::Instant::now();
-            let s = enma::run::rollout_to_file(&gpu, &run, &data, split, trajectories, &cfg, &out)?;
+            let (bar, progress) = cli::eval_progress(json, cfg.samples, |_, _| {});
+            let s = enma::run::rollout_to_file(&gpu, &run, &data, split, trajectories, &cfg, &out, progress)?;
+            bar.finish_and_clear();
             let secs = t0.elapsed().as_secs_f64();
             if json {
                 let mut v = serde_json::to_value(&s).map_err(|e| enma::Error::invalid("rollout", e.to_string()))?;

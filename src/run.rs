@@ -61,7 +61,7 @@ pub fn load_split(data: &Path, dataset: PdeName, split: Split) -> Result<Traject
         return Err(Error::invalid(
             "data",
             format!(
-                "{} not found: generate it with `enma generate --dataset {} --out {}`",
+                "{} not found: generate it with `enma generate --dataset {} --out {}`, or link a file in the authors' layout there",
                 path.display(),
                 dataset.name(),
                 data.display()
@@ -74,6 +74,23 @@ pub fn load_split(data: &Path, dataset: PdeName, split: Split) -> Result<Traject
         .next()
         .map(|(_, t)| t)
         .ok_or_else(|| Error::invalid("data", format!("{} holds no split", path.display())))
+}
+
+/// The `split` file of `dataset` in `data` as a configuration uses it: subsampled by
+/// `data.time_step` / `data.space_step`, cut to `data.max_train` (training split) or
+/// `data.max_test` trajectories.
+pub fn load_data(
+    data: &Path,
+    cfg: &crate::config::DataSection,
+    dataset: PdeName,
+    split: Split,
+) -> Result<Trajectories> {
+    let mut t = load_split(data, dataset, split)?;
+    if cfg.time_step > 1 || cfg.space_step > 1 {
+        t = crate::data::dataset::subsample(&t, cfg.time_step, cfg.space_step)?;
+    }
+    t.truncate(if split == Split::Train { cfg.max_train } else { cfg.max_test });
+    Ok(t)
 }
 
 /// A run's `meta.json`.
@@ -274,8 +291,7 @@ fn train_vae(
     opts: &TrainOptions,
 ) -> Result<TrainSummary> {
     let dataset = cfg.dataset()?;
-    let mut train = load_split(data, dataset, Split::Train)?;
-    train.truncate(cfg.data.max_train);
+    let mut train = load_data(data, &cfg.data, dataset, Split::Train)?;
     let norm = Normalization::fit(&train);
     norm.apply(&mut train)?;
     let config = cfg.vae_config()?;
@@ -340,8 +356,7 @@ fn train_generator(
             format!("the VAE run models {}, the configuration {}", dataset.name(), cfg.data.dataset),
         ));
     }
-    let mut train = load_split(data, dataset, Split::Train)?;
-    train.truncate(cfg.data.max_train);
+    let mut train = load_data(data, &cfg.data, dataset, Split::Train)?;
     norm.apply(&mut train)?;
     let (means, shape) = crate::train::encode_means(gpu, &vae, &vae_store, &train, 16)?;
     let scale = crate::train::latent_scale(&means);
@@ -425,12 +440,12 @@ pub fn load_generator(gpu: &Gpu, run: &Path) -> Result<GeneratorRun> {
 /// Reconstruction scores of a VAE run: (key, label, relative L2) rows.
 pub fn eval_vae(gpu: &Gpu, run: &Path, data: &Path, fine: Option<&Path>) -> Result<Vec<(String, String, f64)>> {
     let VaeRun { vae, store, norm, dataset } = load_vae(gpu, run)?;
-    let max_test = read_config(run).map(|c| c.data.max_test).unwrap_or(0);
+    let data_cfg = read_config(run)?.data;
+    let max_test = data_cfg.max_test;
     let mut rows = Vec::new();
     let interp = vae.interp.is_some();
     for split in [Split::InD, Split::OutD] {
-        let mut truth = load_split(data, dataset, split)?;
-        truth.truncate(max_test);
+        let truth = load_data(data, &data_cfg, dataset, split)?;
         let mut input = truth.clone();
         norm.apply(&mut input)?;
         let ratios: &[f32] = if interp { &[1.0, 0.5, 0.2, 0.1] } else { &[1.0] };
@@ -500,15 +515,27 @@ pub struct GeneratorEval {
     pub ivp: Vec<SplitEval>,
 }
 
+/// What [`eval_generator`] reports while it runs.
+#[derive(Debug)]
+pub enum EvalEvent<'a> {
+    /// Before the first rollout: how many trajectories (of K samples each) will be rolled out
+    /// in all, over both protocols and both splits.
+    Start { trajectories: usize },
+    /// `n` more trajectories rolled out.
+    Progress(usize),
+    /// One protocol (`temporal` or `ivp`) on one split is scored.
+    Split(&'a str, &'a SplitEval),
+}
+
 /// Evaluates a generator run: temporal conditioning on `rollout.context_frames` frames and IVP
-/// with a context trajectory, on the In-D and Out-D files in `data`; `on_split` sees each
-/// result as it is ready.
+/// with a context trajectory, on the In-D and Out-D files in `data`; `on_event` hears how far
+/// it is and sees each result as it is ready.
 pub fn eval_generator(
     gpu: &Gpu,
     run: &Path,
     data: &Path,
     rollout: &RolloutConfig,
-    mut on_split: impl FnMut(&str, &SplitEval),
+    mut on_event: impl FnMut(EvalEvent),
 ) -> Result<GeneratorEval> {
     let g = load_generator(gpu, run)?;
     let pipeline = g.pipeline();
@@ -520,16 +547,22 @@ pub fn eval_generator(
         temporal: Vec::new(),
         ivp: Vec::new(),
     };
+    let mut splits = Vec::new();
+    for split in [Split::InD, Split::OutD] {
+        let truth = load_data(data, &g.config.data, g.vae.dataset, split)?;
+        splits.push((split, truth));
+    }
+    on_event(EvalEvent::Start { trajectories: 2 * splits.iter().map(|(_, t)| t.n()).sum::<usize>() });
     for (protocol, cfg) in [("temporal", rollout), ("ivp", &ivp)] {
-        for split in [Split::InD, Split::OutD] {
-            let mut truth = load_split(data, g.vae.dataset, split)?;
-            truth.truncate(g.config.data.max_test);
+        for (split, truth) in &splits {
             out.frame_shape = truth.shape[1..].to_vec();
             let mut input = truth.clone();
             g.vae.norm.apply(&mut input)?;
             let t0 = Instant::now();
-            let pred = crate::eval::rollout(gpu, &pipeline, &input, cfg)?;
-            let scores = crate::eval::score(&pred, &truth, &g.vae.norm, cfg)?;
+            let pred = crate::eval::rollout_with_progress(gpu, &pipeline, &input, cfg, &mut |n| {
+                on_event(EvalEvent::Progress(n))
+            })?;
+            let scores = crate::eval::score(&pred, truth, &g.vae.norm, cfg)?;
             let seconds = t0.elapsed().as_secs_f64();
             let stride = truth.stride();
             let k = cfg.samples;
@@ -542,7 +575,7 @@ pub fn eval_generator(
                 seconds,
                 example: (truth.data[..stride].to_vec(), samples),
             };
-            on_split(protocol, &e);
+            on_event(EvalEvent::Split(protocol, &e));
             if protocol == "temporal" { out.temporal.push(e) } else { out.ivp.push(e) }
         }
     }
@@ -552,7 +585,9 @@ pub fn eval_generator(
 /// Rolls out the first `trajectories` (0: all) of a test split `K` times with a generator run
 /// and writes the samples, in physical units, as an HDF5 file laid out like the data files
 /// (`[N·K, T, C, S..]`, trajectory-major; each sample keeps its trajectory's parameters and
-/// environment; attributes `samples`, `context_frames`, `source`). Returns the rollout's scores.
+/// environment; attributes `samples`, `context_frames`, `source`). `on_event` hears the
+/// [`EvalEvent::Start`] and [`EvalEvent::Progress`] of the rollout. Returns its scores.
+#[allow(clippy::too_many_arguments)]
 pub fn rollout_to_file(
     gpu: &Gpu,
     run: &Path,
@@ -561,13 +596,16 @@ pub fn rollout_to_file(
     trajectories: usize,
     cfg: &RolloutConfig,
     out: &Path,
+    mut on_event: impl FnMut(EvalEvent),
 ) -> Result<RolloutScores> {
     let g = load_generator(gpu, run)?;
-    let mut truth = load_split(data, g.vae.dataset, split)?;
+    let mut truth = load_data(data, &g.config.data, g.vae.dataset, split)?;
     truth.truncate(trajectories);
     let mut input = truth.clone();
     g.vae.norm.apply(&mut input)?;
-    let pred = crate::eval::rollout(gpu, &g.pipeline(), &input, cfg)?;
+    on_event(EvalEvent::Start { trajectories: truth.n() });
+    let pred =
+        crate::eval::rollout_with_progress(gpu, &g.pipeline(), &input, cfg, &mut |n| on_event(EvalEvent::Progress(n)))?;
     let scores = crate::eval::score(&pred, &truth, &g.vae.norm, cfg)?;
     let k = cfg.samples;
     let repeat = |v: &[f64]| v.iter().flat_map(|&x| std::iter::repeat_n(x, k)).collect::<Vec<f64>>();
