@@ -235,7 +235,7 @@ fn bench_cross_attention(
 }
 
 /// Causal convolution `[B, T, S.., C_in] → C_out` with kernel (kt, ks), strides 1, computed
-/// with `conv` (direct kernels or im2col + matmul).
+/// with `conv` (direct kernels, im2col + matmul, or `Auto`: implicit GEMM where it applies).
 #[allow(clippy::too_many_arguments)]
 fn bench_conv(
     gpu: &Gpu,
@@ -267,7 +267,11 @@ fn bench_conv(
     Ok(Row {
         kernel: format!(
             "conv {label} k{kt}x{ks} {}{}",
-            if conv == enma::ops::conv_causal::ConvMethod::Direct { "direct" } else { "im2col" },
+            match conv {
+                enma::ops::conv_causal::ConvMethod::Direct => "direct",
+                enma::ops::conv_causal::ConvMethod::Auto => "auto",
+                _ => "im2col",
+            },
             if backward { " fwd+bwd" } else { " fwd" }
         ),
         shape: format!("{shape:?}->{c_out}"),
@@ -481,12 +485,23 @@ fn print_profile(gpu: &Gpu, title: &str, mut step: impl FnMut() -> Result<()>) -
 }
 
 /// GPU time per kernel of one VAE training step (`-- --profile`) or, with the filter
-/// `generator`, of one generator training step.
-fn profile_step(gpu: &Gpu, generator: bool) -> Result<()> {
+/// `generator`, of one generator training step, or with `conv`, of the forward and backward of
+/// the widest res-block convolution of advection-tiny.
+fn profile_step(gpu: &Gpu, what: Option<&str>) -> Result<()> {
     use enma::data::generate::PdeName;
     use enma::model::{Vae, VaeConfig};
     let mut store = ParamStore::new(gpu, 1);
-    if generator {
+    if what == Some("conv") {
+        use enma::ops::conv_causal::{ConvMethod, ConvSpec, conv_causal_backward, conv_causal_with};
+        let spec = ConvSpec::new(3, 3, 1, 1);
+        let x = Tensor::from_slice(gpu, &rand(32 * 21 * 32 * 64, 18), &[32, 21, 32, 64])?;
+        let w = Tensor::from_slice(gpu, &rand(576 * 64, 19), &[576, 64])?;
+        return print_profile(gpu, "conv 3x3 [32, 21, 32, 64] -> 64 forward and backward", || {
+            let y = conv_causal_with(&x, &w, None, &spec, ConvMethod::Auto)?;
+            conv_causal_backward(&x, &w, false, &y, &spec, ConvMethod::Auto).map(drop)
+        });
+    }
+    if what == Some("generator") {
         use enma::model::enma::{Generator, GeneratorConfig};
         let g = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16]))?;
         let mut opt = AdamW::new(&store, AdamWConfig::default())?;
@@ -517,7 +532,7 @@ fn run() -> Result<()> {
     let args = parse_args();
     let gpu = Gpu::new(GpuOptions::default())?;
     if args.profile {
-        return profile_step(&gpu, args.filter.as_deref() == Some("generator"));
+        return profile_step(&gpu, args.filter.as_deref());
     }
     let keep = |name: &str| args.filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     let mut rows = Vec::new();
@@ -578,17 +593,22 @@ fn run() -> Result<()> {
         }
     }
     if keep("conv") {
-        use enma::ops::conv_causal::ConvMethod::{Direct, Im2col};
+        use enma::ops::conv_causal::ConvMethod::{Auto, Direct, Im2col};
         let im2col = Im2col { chunk_rows: None };
         for backward in [false, true] {
-            for conv in [im2col, Direct] {
+            // Auto: the implicit kernels where they apply (8-lane subgroups), as the library runs
+            for conv in [im2col, Direct, Auto] {
                 // advection-tiny: batch 32, 21 frames, 128 points, 16 channels (first res block)
                 rows.push(bench_conv(&gpu, "advection-tiny", &[32, 21, 128, 16], 16, 3, 3, conv, backward)?);
+                // its widest res block: 32 points, 64 channels
+                rows.push(bench_conv(&gpu, "advection-tiny w64", &[32, 21, 32, 64], 64, 3, 3, conv, backward)?);
                 // its decoder's output convolution to one channel
                 rows.push(bench_conv(&gpu, "advection-tiny out", &[32, 20, 128, 16], 1, 7, 7, conv, backward)?);
             }
             // vorticity: 31 frames, 64 × 64, 16 channels (batch 1: one sample of the batch of 8)
-            rows.push(bench_conv(&gpu, "vorticity", &[1, 31, 64, 64, 16], 16, 3, 3, im2col, backward)?);
+            for conv in [im2col, Auto] {
+                rows.push(bench_conv(&gpu, "vorticity", &[1, 31, 64, 64, 16], 16, 3, 3, conv, backward)?);
+            }
         }
     }
     if keep("vae") {

@@ -62,6 +62,14 @@ fn causal_convolutions_forward_and_backward() {
         (vec![1, 3, 4, 4, 1], 3, ConvSpec::new(3, 3, 1, 2)),
         // more than 8 channels on both sides: the im2col path
         (vec![1, 3, 5, 9], 10, ConvSpec::new(3, 3, 2, 1)),
+        // multiples of 4 channels: the implicit kernels on 8-lane-subgroup adapters, in both
+        // layouts (rows = positions for ≥ 32 result channels, rows = channels otherwise)
+        (vec![2, 5, 7, 4], 8, ConvSpec::new(3, 3, 1, 1)),
+        (vec![1, 6, 9, 8], 32, ConvSpec::new(3, 3, 2, 2)),
+        (vec![1, 5, 4, 6, 4], 64, ConvSpec::new(3, 3, 1, 2)),
+        (vec![1, 3, 6, 5, 36], 16, ConvSpec::new(3, 3, 2, 1)),
+        (vec![1, 4, 8, 16], 1, ConvSpec::new(7, 7, 1, 1)),
+        (vec![1, 4, 9, 4], 36, ConvSpec::new(7, 7, 1, 1)),
     ];
     for (shape, co, sp) in cases {
         let ns = shape.len() - 3;
@@ -123,6 +131,69 @@ fn direct_and_im2col_methods_agree_with_the_reference() {
             crate::common::assert_close(&format!("{shape:?} {m:?} dw"), &gr.1, &grads[0].1, 1e-4, 1e-5);
             assert_eq!(gr.2, grads[0].2);
         }
+    }
+}
+
+#[test]
+fn implicit_kernels_agree_with_the_reference_and_the_direct_gradients() {
+    use enma::ops::conv_causal::{ConvMethod, conv_causal_backward, conv_causal_with};
+    let g = gpu();
+    if g.subgroup_size() != Some(8) {
+        eprintln!("skipped: the implicit kernels need 8-lane subgroups (this adapter: {:?})", g.subgroup_size());
+        return;
+    }
+    // (input shape, C_out, spec): ragged position counts, both layouts of the forward and the
+    // input gradient, 1D and 2D, every block of the VAE (res 3×3, space and time compression,
+    // the 7×7 input and output convolutions), and weight gradients split over many frames
+    let cases: Vec<(Vec<usize>, usize, ConvSpec)> = vec![
+        (vec![3, 11, 37, 16], 16, ConvSpec::new(3, 3, 1, 1)),
+        (vec![2, 9, 20, 32], 64, ConvSpec::new(3, 3, 1, 2)),
+        (vec![2, 7, 6, 10, 8], 40, ConvSpec::new(3, 3, 2, 1)),
+        (vec![1, 21, 16, 64], 8, ConvSpec::new(7, 7, 1, 1)),
+        (vec![2, 11, 16, 4], 64, ConvSpec::new(7, 7, 1, 1)),
+        (vec![4, 9, 13, 12], 20, ConvSpec::new(3, 1, 2, 1)),
+        (vec![3, 4, 15, 16], 32, ConvSpec::new(1, 3, 1, 2)),
+        (vec![2, 5, 9, 7, 16], 12, ConvSpec::new(3, 3, 1, 1)),
+        (vec![5, 21, 24, 16], 1, ConvSpec::new(7, 7, 1, 1)),
+        // 1×1×1 convolutions also run on the implicit kernels there
+        (vec![2, 6, 10, 16], 32, ConvSpec::new(1, 1, 1, 1)),
+        (vec![2, 5, 6, 3, 8], 8, ConvSpec::new(1, 1, 1, 1)),
+    ];
+    for (k, (shape, co, sp)) in cases.into_iter().enumerate() {
+        let ns = shape.len() - 3;
+        let ci = shape[shape.len() - 1];
+        let rows = sp.weight_rows(ci, ns);
+        let n: usize = shape.iter().product();
+        let (xv, wv, bv) =
+            (rand_vec(n, 11 + k as u64, -1.0, 1.0), rand_vec(rows * co, 12, -0.3, 0.3), rand_vec(co, 13, -1.0, 1.0));
+        let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
+        let want: Vec<f32> =
+            reference(&f64s(&xv), &f64s(&wv), &f64s(&bv), &shape, co, sp).iter().map(|&a| a as f32).collect();
+        let x = Tensor::from_slice(&g, &xv, &shape).unwrap();
+        let w = Tensor::from_slice(&g, &wv, &[rows, co]).unwrap();
+        let b = Tensor::from_slice(&g, &bv, &[co]).unwrap();
+        let what = format!("{shape:?} -> {co} {sp:?}");
+        let y = conv_causal_with(&x, &w, Some(&b), &sp, ConvMethod::Implicit).unwrap();
+        crate::common::assert_close(&format!("{what} forward"), &y.to_vec().unwrap(), &want, 2e-5, 2e-5);
+        let dy = Tensor::from_slice(&g, &rand_vec(y.numel(), 14, -1.0, 1.0), y.shape()).unwrap();
+        // the direct gradients are checked against finite differences above; a gathered
+        // channel count that is not a multiple of 4 (dx of a 1-channel output) is an error
+        let (dx0, dw0, _) = conv_causal_backward(&x, &w, true, &dy, &sp, ConvMethod::Direct).unwrap();
+        if co % 4 != 0 {
+            assert!(conv_causal_backward(&x, &w, true, &dy, &sp, ConvMethod::Implicit).is_err(), "{what}");
+            let (_, dw, _) = conv_causal_backward(&x, &w, true, &dy, &sp, ConvMethod::Auto).unwrap();
+            crate::common::assert_close(
+                &format!("{what} dw"),
+                &dw.to_vec().unwrap(),
+                &dw0.to_vec().unwrap(),
+                1e-4,
+                1e-4,
+            );
+            continue;
+        }
+        let (dx, dw, _) = conv_causal_backward(&x, &w, true, &dy, &sp, ConvMethod::Implicit).unwrap();
+        crate::common::assert_close(&format!("{what} dx"), &dx.to_vec().unwrap(), &dx0.to_vec().unwrap(), 2e-5, 2e-5);
+        crate::common::assert_close(&format!("{what} dw"), &dw.to_vec().unwrap(), &dw0.to_vec().unwrap(), 1e-4, 1e-4);
     }
 }
 

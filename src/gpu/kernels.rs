@@ -45,6 +45,7 @@ pub const GATHER: Shader = shader!("gather");
 pub const POSENC: Shader = shader!("posenc");
 pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
+pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup");
 pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
 pub const FLOW_SAMPLE: Shader = shader!("flow_sample");
 
@@ -68,6 +69,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     POSENC,
     CROSS_ATTENTION,
     CONV_CAUSAL,
+    CONV_CAUSAL_SUBGROUP,
     FLASH_ATTENTION,
     FLOW_SAMPLE,
 ];

@@ -1,13 +1,16 @@
-//! Causal space-time convolution (`shaders/conv_causal.wgsl`): im2col, then the matmul kernels,
-//! backward through col2im (the adjoint gather) and the matmul backward; or, for layers with
-//! few channels, direct kernels for the forward, dx and dw (see [`ConvMethod`]). Data are channels-last
-//! `[B, T, S.., C]` with one or two spatial axes; weights `[kt·ks^ns·C_in, C_out]`.
+//! Causal space-time convolution. On adapters with 8-lane subgroups (lavapipe) an implicit GEMM
+//! (`shaders/conv_causal_subgroup.wgsl`) computes the forward, dx and dw without an im2col
+//! matrix; elsewhere (`shaders/conv_causal.wgsl`) im2col, then the matmul kernels, backward
+//! through col2im (the adjoint gather) and the matmul backward, or for layers with few channels
+//! direct kernels for the forward, dx and dw (see [`ConvMethod`]). Data are channels-last
+//! `[B, T, S.., C]` with one or two spatial axes; weights `[kt·ks^ns·C_in, C_out]`. The input
+//! gradient is skipped when the input needs none (the data of the first layer).
 
 use super::{Imm, launch};
 use crate::autodiff::Var;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::CONV_CAUSAL;
-use crate::gpu::{DType, Tensor};
+use crate::gpu::kernels::{CONV_CAUSAL, CONV_CAUSAL_SUBGROUP};
+use crate::gpu::{DType, Gpu, Tensor};
 
 /// Kernel sizes and strides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,29 +112,63 @@ fn overrides(g: &Geometry, spec: &ConvSpec) -> [(&'static str, f64); 5] {
 /// How a convolution is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvMethod {
-    /// Direct when the output has fewer than 4 channels (the im2col products would be too thin
-    /// to use the matmul tiles), im2col otherwise. On lavapipe the direct kernels lose to im2col
-    /// everywhere else (`cargo bench --bench kernels -- conv`). `ENMA_CONV=direct|im2col`
-    /// forces one (for benchmarks).
+    /// On adapters with 8-lane subgroups (lavapipe) the implicit-GEMM kernels wherever the
+    /// gathered channels are a multiple of 4; elsewhere direct when the output has fewer than
+    /// 4 channels (the im2col products would be too thin to use the matmul tiles), im2col
+    /// otherwise. `ENMA_CONV=direct|im2col|implicit` forces one where it applies (for
+    /// benchmarks).
     Auto,
     /// The im2col matrix, built and multiplied on the matmul kernels in chunks of at most
     /// `chunk_rows` output rows (`None`: 32 MiB of matrix).
     Im2col { chunk_rows: Option<usize> },
     /// Direct kernels: no im2col matrix.
     Direct,
+    /// Implicit GEMM (`shaders/conv_causal_subgroup.wgsl`): the matmul of the im2col matrix
+    /// without the matrix, each lane gathering its rows tap by tap and sharing them through
+    /// subgroup broadcasts. Needs 8-lane subgroups and a multiple of 4 gathered channels
+    /// (C_in for the forward and the weight gradient, C_out for the input gradient).
+    Implicit,
+}
+
+/// The three products of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Product {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+/// Whether the implicit-GEMM kernels can compute `product` of a convolution of `g` to `c_out`
+/// channels on this adapter.
+fn implicit_applies(gpu: &Gpu, g: &Geometry, c_out: usize, product: Product) -> bool {
+    let gathered = if product == Product::InputGrad { c_out } else { g.c };
+    gpu.subgroup_size() == Some(8) && gathered > 0 && gathered.is_multiple_of(4) && c_out > 0
 }
 
 impl ConvMethod {
-    fn resolve(self, c_out: usize) -> ConvMethod {
-        if self != ConvMethod::Auto {
-            return self;
-        }
-        match std::env::var("ENMA_CONV").as_deref() {
-            Ok("direct") => ConvMethod::Direct,
-            Ok("im2col") => ConvMethod::Im2col { chunk_rows: None },
-            _ if c_out < 4 => ConvMethod::Direct,
-            _ => ConvMethod::Im2col { chunk_rows: None },
-        }
+    fn resolve(self, gpu: &Gpu, g: &Geometry, c_out: usize, product: Product) -> Result<ConvMethod> {
+        let implicit = implicit_applies(gpu, g, c_out, product);
+        let fallback = if c_out < 4 { ConvMethod::Direct } else { ConvMethod::Im2col { chunk_rows: None } };
+        Ok(match self {
+            ConvMethod::Auto => match std::env::var("ENMA_CONV").as_deref() {
+                Ok("direct") => ConvMethod::Direct,
+                Ok("im2col") => ConvMethod::Im2col { chunk_rows: None },
+                _ if implicit => ConvMethod::Implicit,
+                _ => fallback,
+            },
+            ConvMethod::Implicit if !implicit => {
+                return Err(Error::invalid(
+                    "conv_causal",
+                    format!(
+                        "the implicit kernels need 8-lane subgroups (adapter: {:?}) and a multiple of 4 gathered \
+                         channels ({} in, {c_out} out, {product:?}); use ConvMethod::Auto",
+                        gpu.subgroup_size(),
+                        g.c
+                    ),
+                ));
+            }
+            m => m,
+        })
     }
 }
 
@@ -155,10 +192,7 @@ fn direct_imm(g: &Geometry, c_out: usize, frames_per_split: usize) -> Result<Imm
 /// Direct forward convolution (see [`conv_causal`]).
 fn direct_forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
     let c_out = w.shape()[1];
-    let mut shape = vec![g.b, g.to];
-    shape.extend(&g.o[..g.ns]);
-    shape.push(c_out);
-    let y = Tensor::empty(x.gpu(), &shape, DType::F32)?;
+    let y = Tensor::empty(x.gpu(), &g.out_shape(c_out), DType::F32)?;
     let ov = overrides(g, spec);
     let mut consts = ov.to_vec();
     consts.push(("HAS_BIAS", bias.is_some() as u32 as f64));
@@ -175,21 +209,26 @@ fn direct_forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geometry, s
     Ok(y)
 }
 
-/// Direct gradients (dx, dw) of a convolution.
-fn direct_backward(x: &Tensor, w: &Tensor, dy: &Tensor, g: &Geometry, spec: &ConvSpec) -> Result<(Tensor, Tensor)> {
-    let gpu = x.gpu();
-    let (rows, c_out) = (w.shape()[0], w.shape()[1]);
-    let ov = overrides(g, spec);
-    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+/// Direct input gradient of a convolution.
+fn direct_dx(w: &Tensor, dy: &Tensor, x_shape: &[usize], g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
+    let gpu = w.gpu();
+    let c_out = w.shape()[1];
+    let dx = Tensor::empty(gpu, x_shape, DType::F32)?;
     launch(
         gpu,
         &CONV_CAUSAL,
         "conv_dx",
-        &ov,
+        &overrides(g, spec),
         &[(0, dy), (1, &dx), (2, w)],
         &direct_imm(g, c_out, 1)?,
-        gpu.grid_1d((x.numel() / g.c.max(1) * g.c.div_ceil(4)) as u64, 64),
+        gpu.grid_1d((dx.numel() / g.c.max(1) * g.c.div_ceil(4)) as u64, 64),
     )?;
+    Ok(dx)
+}
+
+/// Direct weight gradient of a convolution.
+fn direct_dw(x: &Tensor, dy: &Tensor, rows: usize, c_out: usize, g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
+    let gpu = x.gpu();
     // dw sums over every output frame; split the frames so that enough invocations run (a
     // CPU adapter needs a few per core, a GPU tens of thousands), then add the partial sums
     let frames = g.b * g.to;
@@ -203,19 +242,126 @@ fn direct_backward(x: &Tensor, w: &Tensor, dy: &Tensor, g: &Geometry, spec: &Con
         gpu,
         &CONV_CAUSAL,
         "conv_dw",
-        &ov,
+        &overrides(g, spec),
         &[(0, x), (1, &part), (2, dy)],
         &direct_imm(g, c_out, per)?,
         gpu.grid_1d((splits * lanes) as u64, 64),
     )?;
-    let dw = if splits == 1 { part.reshape(&[rows, c_out])? } else { super::sum(&part, 0, false)? };
-    Ok((dx, dw))
+    if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
+}
+
+/// Immediates of the implicit kernels: the geometry, the result's channels `n` and positions
+/// `m`, and the outer rows per workgroup of the weight gradient.
+fn implicit_imm(g: &Geometry, n: usize, m: usize, split: usize) -> Result<Imm> {
+    let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("conv_causal", "sizes too large"));
+    let mut imm = Imm::default();
+    for v in [g.b, g.t, g.s[0], g.s[1], g.to, g.o[0], g.o[1], n, m, split, 0, 0] {
+        imm = imm.u(u(v)?);
+    }
+    Ok(imm)
+}
+
+/// Blocks along the long axis of a dispatch, spread over y and z (at most 65,535 each).
+fn long_groups(gx: usize, blocks: usize) -> Result<[u32; 3]> {
+    let y = blocks.clamp(1, 65535);
+    let z = blocks.div_ceil(y).max(1);
+    let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("conv_causal", "too many workgroups"));
+    Ok([u(gx)?, u(y)?, u(z)?])
+}
+
+/// Groups of 4 per lane (1 or 2) for `quads` groups spread over the 8 lanes of a subgroup: 2
+/// unless that leaves more lanes idle.
+fn lane_groups(quads: usize) -> usize {
+    let waste = |cn: usize| quads.div_ceil(8 * cn) * 8 * cn - quads;
+    if waste(2) <= waste(1) { 2 } else { 1 }
+}
+
+/// The forward (`dx` false: `src` = x, result [B, To, O.., C_out]) or input-gradient (`dx`
+/// true: `src` = dy, result [B, T, S.., C_in]) product of the implicit kernels, into `out`.
+#[allow(clippy::too_many_arguments)]
+fn implicit_product(
+    src: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+    g: &Geometry,
+    spec: &ConvSpec,
+    gathered: usize,
+    dx: bool,
+) -> Result<()> {
+    let gpu = src.gpu();
+    let n = *out.shape().last().unwrap_or(&0);
+    let m = out.numel() / n.max(1);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let mut consts = overrides(g, spec).to_vec();
+    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some()))]);
+    let bias_t = bias.unwrap_or(w);
+    if n.is_multiple_of(4) && n >= 16 {
+        // rows = positions: each lane owns 4·cn of the result's channels
+        let cn = lane_groups(n / 4);
+        consts.extend([("CN", cn as f64), ("RB", 2.0)]);
+        let groups = long_groups((n / 4).div_ceil(8 * cn), m.div_ceil(16))?;
+        let bindings = [(0, src), (1, w), (2, bias_t), (3, out)];
+        launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_rows", &consts, &bindings, &implicit_imm(g, n, m, 0)?, groups)
+    } else {
+        // rows = channels: each lane owns 8 positions
+        let rb = if n <= 8 { 1 } else { 2 };
+        consts.extend([("CN", 2.0), ("RB", rb as f64)]);
+        let groups = long_groups(n.div_ceil(8 * rb), m.div_ceil(64))?;
+        let bindings = [(0, src), (1, w), (2, bias_t), (4, w), (5, out)];
+        launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_cols", &consts, &bindings, &implicit_imm(g, n, m, 0)?, groups)
+    }
+}
+
+/// The weight gradient `[kt·ks^ns·C_in, C_out]` by the implicit kernel: partial sums over
+/// ranges of outer rows (frames, and the first spatial axis in 2D), added in a fixed order.
+fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let rows = spec.weight_rows(g.c, g.ns);
+    let kq = rows / 4;
+    let by_rows = c_out.is_multiple_of(4) && c_out >= 16;
+    let rb = if c_out <= 8 { 1 } else { 2 };
+    let cn = if by_rows { lane_groups(c_out / 4) } else { lane_groups(kq) };
+    let (gx, gy) = if by_rows {
+        ((c_out / 4).div_ceil(8 * cn), rows.div_ceil(16))
+    } else {
+        (kq.div_ceil(8 * cn), c_out.div_ceil(8 * rb))
+    };
+    let outer = g.b * g.to * if g.ns == 2 { g.o[0] } else { 1 };
+    // enough workgroups for every core (CPU adapters) or the whole device
+    let want: usize = if gpu.is_cpu() { 64 } else { 2048 };
+    let per = outer.div_ceil((want / (gx * gy)).clamp(1, outer.max(1))).max(1);
+    let splits = outer.div_ceil(per).max(1);
+    let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
+    let mut consts = overrides(g, spec).to_vec();
+    consts.extend([("CG", g.c as f64), ("CN", cn as f64), ("RB", rb as f64)]);
+    let groups = [gx, gy, splits].map(|v| v as u32);
+    let imm = implicit_imm(g, c_out, 0, per)?;
+    if by_rows {
+        let bindings = [(3, &part), (7, x), (8, dy)];
+        launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_wgrad_rows", &consts, &bindings, &imm, groups)?;
+    } else {
+        let bindings = [(0, x), (5, &part), (6, dy)];
+        launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_wgrad", &consts, &bindings, &imm, groups)?;
+    }
+    if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
 }
 
 /// Largest im2col chunk, in bytes (the matrix of a chunk of output rows).
 const CHUNK_BYTES: usize = 32 << 20;
 
 impl Geometry {
+    /// `[B, To, O.., c_out]`.
+    fn out_shape(&self, c_out: usize) -> Vec<usize> {
+        let mut shape = vec![self.b, self.to];
+        shape.extend(&self.o[..self.ns]);
+        shape.push(c_out);
+        shape
+    }
+
     fn out_rows(&self) -> usize {
         self.b * self.to * self.o[0] * self.o[1]
     }
@@ -277,16 +423,20 @@ pub fn conv_causal_with(
         ));
     }
     let c_out = w.shape()[1];
-    let mut out = vec![g.b, g.to];
-    out.extend(&g.o[..g.ns]);
-    out.push(c_out);
-    if spec.is_pointwise() {
+    let out = g.out_shape(c_out);
+    let method = method.resolve(x.gpu(), &g, c_out, Product::Forward)?;
+    if spec.is_pointwise() && method != ConvMethod::Implicit {
         // a 1×1×1 convolution is a matmul on the rows as they are: no im2col
         let x2 = x.reshape(&[g.out_rows(), g.c])?;
         return super::matmul(&x2, w, bias, false, false)?.reshape(&out);
     }
-    let chunk_rows = match method.resolve(c_out) {
+    let chunk_rows = match method {
         ConvMethod::Direct => return direct_forward(x, w, bias, &g, spec),
+        ConvMethod::Implicit => {
+            let y = Tensor::empty(x.gpu(), &out, DType::F32)?;
+            implicit_product(x, w, bias, &y, &g, spec, g.c, false)?;
+            return Ok(y);
+        }
         ConvMethod::Im2col { chunk_rows } => chunk_rows,
         ConvMethod::Auto => unreachable!("resolved"),
     };
@@ -311,49 +461,85 @@ pub fn conv_causal_backward(
     spec: &ConvSpec,
     method: ConvMethod,
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let (dx, dw, db) = conv_causal_grads(x, w, has_bias, dy, spec, method, true)?;
+    let dx = dx.ok_or_else(|| Error::invalid("conv_causal", "no input gradient"))?;
+    Ok((dx, dw, db))
+}
+
+/// [`conv_causal_backward`], with the input gradient only when `need_dx` (the first layer's
+/// input is data: its gradient would be thrown away).
+fn conv_causal_grads(
+    x: &Tensor,
+    w: &Tensor,
+    has_bias: bool,
+    dy: &Tensor,
+    spec: &ConvSpec,
+    method: ConvMethod,
+    need_dx: bool,
+) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
     let g = geometry(x, spec)?;
     let (rows, c_out) = (w.shape()[0], w.shape()[1]);
     let dy2 = dy.reshape(&[g.out_rows(), c_out])?;
+    let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
     let gpu = x.gpu();
-    if spec.is_pointwise() {
-        let x2 = x.reshape(&[g.out_rows(), g.c])?;
-        let dx = super::matmul(&dy2, w, None, false, true)?.reshape(x.shape())?;
-        let dw = super::matmul(&x2, &dy2, None, true, false)?;
-        let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
+    // a 1×1×1 convolution is a matmul on the rows as they are, where the implicit kernels do not run
+    let (dx_method, dw_method) =
+        (method.resolve(gpu, &g, c_out, Product::InputGrad)?, method.resolve(gpu, &g, c_out, Product::WeightGrad)?);
+    let pointwise = spec.is_pointwise();
+    let dx = if !need_dx {
+        None
+    } else if pointwise && dx_method != ConvMethod::Implicit {
+        Some(super::matmul(&dy2, w, None, false, true)?.reshape(x.shape())?)
+    } else {
+        Some(match dx_method {
+            ConvMethod::Direct => direct_dx(w, &dy2, x.shape(), &g, spec)?,
+            ConvMethod::Implicit => {
+                let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+                implicit_product(&dy2, w, None, &dx, &g, spec, c_out, true)?;
+                dx
+            }
+            ConvMethod::Im2col { chunk_rows } => {
+                let dx = Tensor::zeros(gpu, x.shape(), DType::F32)?;
+                for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
+                    let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
+                    let dcol = super::matmul(&dyc, w, None, false, true)?;
+                    launch(
+                        gpu,
+                        &CONV_CAUSAL,
+                        "col2im",
+                        &overrides(&g, spec),
+                        &[(0, &dcol), (1, &dx)],
+                        &imm(&g, spec, r0, n)?,
+                        gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
+                    )?;
+                }
+                dx
+            }
+            ConvMethod::Auto => unreachable!("resolved"),
+        })
+    };
+    if pointwise && dw_method != ConvMethod::Implicit {
+        let dw = super::matmul(&x.reshape(&[g.out_rows(), g.c])?, &dy2, None, true, false)?;
         return Ok((dx, dw, db));
     }
-    let chunk_rows = match method.resolve(c_out) {
-        ConvMethod::Direct => {
-            let (dx, dw) = direct_backward(x, w, &dy2, &g, spec)?;
-            let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
-            return Ok((dx, dw, db));
+    let dw = match dw_method {
+        ConvMethod::Direct => direct_dw(x, &dy2, rows, c_out, &g, spec)?,
+        ConvMethod::Implicit => implicit_dw(x, &dy2, c_out, &g, spec)?,
+        ConvMethod::Im2col { chunk_rows } => {
+            let mut dw: Option<Tensor> = None;
+            for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
+                let col = im2col_rows(x, &g, spec, r0, n)?;
+                let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
+                let part = super::matmul(&col, &dyc, None, true, false)?;
+                dw = Some(match dw {
+                    None => part,
+                    Some(acc) => super::add(&acc, &part)?,
+                });
+            }
+            dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?
         }
-        ConvMethod::Im2col { chunk_rows } => chunk_rows,
         ConvMethod::Auto => unreachable!("resolved"),
     };
-    let dx = Tensor::zeros(gpu, x.shape(), DType::F32)?;
-    let mut dw: Option<Tensor> = None;
-    for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
-        let col = im2col_rows(x, &g, spec, r0, n)?;
-        let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
-        let part = super::matmul(&col, &dyc, None, true, false)?;
-        dw = Some(match dw {
-            None => part,
-            Some(acc) => super::add(&acc, &part)?,
-        });
-        let dcol = super::matmul(&dyc, w, None, false, true)?;
-        launch(
-            gpu,
-            &CONV_CAUSAL,
-            "col2im",
-            &overrides(&g, spec),
-            &[(0, &dcol), (1, &dx)],
-            &imm(&g, spec, r0, n)?,
-            gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
-        )?;
-    }
-    let dw = dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?;
-    let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
     Ok((dx, dw, db))
 }
 
@@ -364,11 +550,12 @@ impl Var {
         let y = conv_causal(self.tensor(), w.tensor(), bias.map(|b| b.tensor()), &spec)?;
         let (x, wt) = (self.tensor().clone(), w.tensor().clone());
         let has_bias = bias.is_some();
+        let need_dx = self.requires_grad();
         let mut inputs = vec![self, w];
         inputs.extend(bias);
         self.tape().record(y, &inputs, move |dy| {
-            let (dx, dw, db) = conv_causal_backward(&x, &wt, has_bias, dy, &spec, ConvMethod::Auto)?;
-            let mut out = vec![Some(dx), Some(dw)];
+            let (dx, dw, db) = conv_causal_grads(&x, &wt, has_bias, dy, &spec, ConvMethod::Auto, need_dx)?;
+            let mut out = vec![dx, Some(dw)];
             if has_bias {
                 out.push(db);
             }

@@ -1,0 +1,536 @@
+// Causal space-time convolution as an implicit GEMM for adapters whose subgroups are exactly 8
+// lanes (lavapipe), launched by src/ops/conv_causal.rs next to conv_causal.wgsl. Separate file
+// because it needs the SUBGROUP feature, which conv_causal.wgsl must not require.
+//
+// No im2col matrix is built: every lane gathers the values it needs straight from the
+// channels-last tensor, tap by tap, and shares them with the other seven lanes through
+// subgroupBroadcast (a register permute), the scheme of matmul_subgroup.wgsl. The index
+// arithmetic of a tap is done once per tap, not once per element.
+//
+// Geometry, tap order and weights as in conv_causal.wgsl: x [B, T, S0, S1, C_in] (S1 = 1 with
+// one spatial axis), y [B, To, O0, O1, C_out], w[(tap·C_in + ci), co] with
+// tap = (dt·KS + d0)·KS1 + d1; time padded on the past only, space "same".
+//
+// Three products, each C = A·B with an inner dimension of taps × CG gathered channels:
+//   conv_rows   rows = positions, columns = channels (4·CN per lane, for ≥ 16 channels out):
+//               forward y = im2col(x)·w, or with DX the input gradient dx = gather(dy)·w'
+//               where gather(dy) lists, for each input position and tap, the output position
+//               that read it through that tap (zero where none did) and w'[(tap, co), ci] =
+//               w[(tap, ci), co]
+//   conv_cols   the same products with rows = channels and columns = positions (4·CN per
+//               lane), for outputs with few channels
+//   conv_wgrad_rows  dw = im2col(x)ᵀ·dy: rows = (tap, input channel), columns = C_out (4·CN
+//               per lane, for C_out ≥ 16), the sum over the positions of a range of `split`
+//               outer rows (frames, and the first spatial axis in 2D); one partial sum per
+//               workgroup z, added by the host in a fixed order
+//   conv_wgrad  the same with rows = C_out and columns = (tap, 4 input channels), for few
+//               output channels
+// CG (gathered channels per position) must be a multiple of 4; conv_rows and conv_wgrad_rows
+// also need the result's channels to be.
+//
+// Measured on lavapipe: broadcasting the gathered operand and giving each lane columns of the
+// dense one (conv_rows, conv_wgrad_rows) beats the other way round: 1.9× for the weight
+// gradient of a 64-channel 3×3 convolution, 1.3× for the forward of a 16-channel one although
+// half the lanes then hold no column. So the other layouts serve only results of < 16 channels.
+
+override KT: u32 = 3u;
+override KS: u32 = 3u;
+override ST: u32 = 1u;
+override SS: u32 = 1u;
+override NS: u32 = 1u;
+override CG: u32 = 16u;
+override DX: bool = false;
+// vec4 column groups per lane (1 or 2) and row blocks of 8 per subgroup (1 or 2)
+override CN: u32 = 2u;
+override RB: u32 = 2u;
+override HAS_BIAS: bool = false;
+
+struct Params {
+    b: u32,
+    t: u32,
+    s0: u32,
+    s1: u32,
+    to: u32,
+    o0: u32,
+    o1: u32,
+    n: u32,       // channels of the product's result: C_out (forward, wgrad), C_in (DX)
+    m: u32,       // positions of the product's result (conv_rows, conv_cols)
+    split: u32,   // conv_wgrad: outer rows summed by one workgroup
+    pad0: u32,
+    pad1: u32,
+}
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;   // the gathered tensor
+@group(0) @binding(1) var<storage, read> w4: array<vec4<f32>>;    // weights
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;  // conv_rows
+@group(0) @binding(4) var<storage, read> w1: array<f32>;          // the weights again, as scalars
+@group(0) @binding(5) var<storage, read_write> out1: array<f32>;  // conv_cols, conv_wgrad
+@group(0) @binding(6) var<storage, read> dy1: array<f32>;         // conv_wgrad: dy [positions, C_out]
+
+fn ks1() -> u32 {
+    return select(1u, KS, NS == 2u);
+}
+
+fn pad() -> i32 {
+    return i32((KS - 1u) / 2u);
+}
+
+// A position of the product's result: batch, frame and spatial indices.
+struct Pos {
+    bi: u32,
+    f: u32,
+    a0: u32,
+    a1: u32,
+}
+
+// Row r of the result grid: the convolution's output (forward) or input (DX).
+fn decompose(r: u32) -> Pos {
+    let g1 = select(p.o1, p.s1, DX);
+    let g0 = select(p.o0, p.s0, DX);
+    let gt = select(p.to, p.t, DX);
+    return Pos(r / (g1 * g0 * gt), (r / (g1 * g0)) % gt, (r / g1) % g0, r % g1);
+}
+
+// The position (in units of CG channels) that tap (dt, d0, d1) of `q` reads in the gathered
+// tensor, or −1 where it reads padding.
+fn tap_source(q: Pos, dt: u32, d0: u32, d1: u32) -> i32 {
+    if (!DX) {
+        let ti = i32(q.f * ST + dt) - i32(KT - 1u);
+        let x0 = i32(q.a0 * SS + d0) - pad();
+        var x1 = 0;
+        if (NS == 2u) {
+            x1 = i32(q.a1 * SS + d1) - pad();
+        }
+        let ok = ti >= 0 && x0 >= 0 && x0 < i32(p.s0) && x1 >= 0 && x1 < i32(p.s1);
+        let idx = ((q.bi * p.t + u32(max(ti, 0))) * p.s0 + u32(max(x0, 0))) * p.s1 + u32(max(x1, 0));
+        return select(-1, i32(idx), ok);
+    }
+    // the output position whose tap (dt, d0, d1) reads input position q
+    let nt = q.f + KT - 1u - dt;
+    let n0 = i32(q.a0) + pad() - i32(d0);
+    var n1 = 0;
+    if (NS == 2u) {
+        n1 = i32(q.a1) + pad() - i32(d1);
+    }
+    let ok = nt % ST == 0u && nt / ST < p.to && n0 >= 0 && u32(n0) % SS == 0u && u32(n0) / SS < p.o0
+        && n1 >= 0 && u32(n1) % SS == 0u && u32(n1) / SS < p.o1;
+    let idx = ((q.bi * p.to + nt / ST) * p.o0 + u32(max(n0, 0)) / SS) * p.o1 + u32(max(n1, 0)) / SS;
+    return select(-1, i32(idx), ok);
+}
+
+// Channels 4cq .. 4cq + 3 of gathered position s (zero for padding).
+fn gather4(s: i32, cq: u32) -> vec4<f32> {
+    let v = src[u32(max(s, 0)) * (CG / 4u) + cq];
+    return select(vec4<f32>(0.0), v, s >= 0);
+}
+
+// Four consecutive k-rows of B restricted to 4 columns.
+struct B4 {
+    k0: vec4<f32>,
+    k1: vec4<f32>,
+    k2: vec4<f32>,
+    k3: vec4<f32>,
+}
+
+fn transposed(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) -> B4 {
+    return B4(vec4<f32>(v0.x, v1.x, v2.x, v3.x), vec4<f32>(v0.y, v1.y, v2.y, v3.y),
+              vec4<f32>(v0.z, v1.z, v2.z, v3.z), vec4<f32>(v0.w, v1.w, v2.w, v3.w));
+}
+
+fn mm_row(a: vec4<f32>, b: B4, acc: vec4<f32>) -> vec4<f32> {
+    return fma(vec4<f32>(a.x), b.k0, fma(vec4<f32>(a.y), b.k1, fma(vec4<f32>(a.z), b.k2, fma(vec4<f32>(a.w), b.k3, acc))));
+}
+
+// conv_rows: k-rows (tap, 4cq .. 4cq + 3) of the weights at result-channel group q.
+fn weight_cols(tap: u32, cq: u32, q: u32) -> B4 {
+    if (DX) {
+        // w'[(tap, co), ci] = w[(tap·C_in + ci), co]: rows of w along co, transposed
+        let r = (tap * p.n + 4u * q) * (CG / 4u) + cq;
+        let s = CG / 4u;
+        return transposed(w4[r], w4[r + s], w4[r + 2u * s], w4[r + 3u * s]);
+    }
+    let n4 = p.n / 4u;
+    let k = (tap * CG + 4u * cq) * n4 + q;
+    return B4(w4[k], w4[k + n4], w4[k + 2u * n4], w4[k + 3u * n4]);
+}
+
+// conv_cols: result channel `ch` at k-rows (tap, 4cq .. 4cq + 3), as one vector.
+fn weight_row(tap: u32, cq: u32, ch: u32) -> vec4<f32> {
+    if (DX) {
+        return w4[(tap * p.n + ch) * (CG / 4u) + cq];
+    }
+    let k = (tap * CG + 4u * cq) * p.n + ch;
+    return vec4<f32>(w1[k], w1[k + p.n], w1[k + 2u * p.n], w1[k + 3u * p.n]);
+}
+
+// The index of a subgroup's block along the long axis (y, continued in z past 65535 blocks).
+fn long_block(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.z * nwg.y + wg.y;
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn conv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    let n4 = p.n / 4u;
+    let cg4 = CG / 4u;
+    let r0 = long_block(wg, nwg) * 8u * RB;
+    let q0 = min(gid.x * CN, n4 - 1u);
+    let q1 = min(gid.x * CN + 1u, n4 - 1u);
+    let pos0 = decompose(min(r0 + lane, p.m - 1u));
+    let pos1 = decompose(min(r0 + 8u + lane, p.m - 1u));
+    var acc: array<vec4<f32>, 32>;
+    var tap = 0u;
+    for (var dt = 0u; dt < KT; dt++) {
+        for (var d0 = 0u; d0 < KS; d0++) {
+            for (var d1 = 0u; d1 < ks1(); d1++) {
+                let s0 = tap_source(pos0, dt, d0, d1);
+                var s1 = -1;
+                if (RB == 2u) {
+                    s1 = tap_source(pos1, dt, d0, d1);
+                }
+                for (var cq = 0u; cq < cg4; cq++) {
+                    let b0 = weight_cols(tap, cq, q0);
+                    var b1 = b0;
+                    if (CN == 2u) {
+                        b1 = weight_cols(tap, cq, q1);
+                    }
+                    let a0 = gather4(s0, cq);
+                    { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
+                    { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
+                    { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
+                    { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
+                    { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
+                    { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
+                    { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
+                    { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+                    if (RB == 2u) {
+                        let a1 = gather4(s1, cq);
+                        { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
+                        { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
+                        { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
+                        { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
+                        { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
+                        { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
+                        { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
+                        { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+                    }
+                }
+                tap++;
+            }
+        }
+    }
+    for (var j = 0u; j < CN; j++) {
+        let q = gid.x * CN + j;
+        if (q < n4) {
+            var bv = vec4<f32>(0.0);
+            if (HAS_BIAS) {
+                bv = vec4<f32>(bias[4u * q], bias[4u * q + 1u], bias[4u * q + 2u], bias[4u * q + 3u]);
+            }
+            for (var i = 0u; i < 8u * RB; i++) {
+                let r = r0 + i;
+                if (r < p.m) {
+                    out4[r * n4 + q] = acc[j * 16u + i] + bv;
+                }
+            }
+        }
+    }
+}
+
+// Tap sources of four consecutive result positions.
+fn sources4(q0: Pos, q1: Pos, q2: Pos, q3: Pos, dt: u32, d0: u32, d1: u32) -> vec4<i32> {
+    return vec4<i32>(tap_source(q0, dt, d0, d1), tap_source(q1, dt, d0, d1), tap_source(q2, dt, d0, d1),
+                     tap_source(q3, dt, d0, d1));
+}
+
+// conv_cols: k-rows (4 gathered channels) × 4 positions.
+fn gather_b4(s: vec4<i32>, cq: u32) -> B4 {
+    return transposed(gather4(s.x, cq), gather4(s.y, cq), gather4(s.z, cq), gather4(s.w, cq));
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn conv_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(subgroup_invocation_id) lane: u32) {
+    let cg4 = CG / 4u;
+    let r0 = wg.x * 8u * RB;
+    let ch0 = min(r0 + lane, p.n - 1u);
+    let ch1 = min(r0 + 8u + lane, p.n - 1u);
+    // this lane's positions: CN groups of 4
+    let m0 = (long_block(wg, nwg) * 8u + lane) * 4u * CN;
+    let last = p.m - 1u;
+    let e0 = decompose(min(m0, last));
+    let e1 = decompose(min(m0 + 1u, last));
+    let e2 = decompose(min(m0 + 2u, last));
+    let e3 = decompose(min(m0 + 3u, last));
+    let e4 = decompose(min(m0 + 4u, last));
+    let e5 = decompose(min(m0 + 5u, last));
+    let e6 = decompose(min(m0 + 6u, last));
+    let e7 = decompose(min(m0 + 7u, last));
+    var acc: array<vec4<f32>, 32>;
+    var tap = 0u;
+    for (var dt = 0u; dt < KT; dt++) {
+        for (var d0 = 0u; d0 < KS; d0++) {
+            for (var d1 = 0u; d1 < ks1(); d1++) {
+                let sa = sources4(e0, e1, e2, e3, dt, d0, d1);
+                var sb = sa;
+                if (CN == 2u) {
+                    sb = sources4(e4, e5, e6, e7, dt, d0, d1);
+                }
+                for (var cq = 0u; cq < cg4; cq++) {
+                    let b0 = gather_b4(sa, cq);
+                    var b1 = b0;
+                    if (CN == 2u) {
+                        b1 = gather_b4(sb, cq);
+                    }
+                    let a0 = weight_row(tap, cq, ch0);
+                    { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
+                    { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
+                    { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
+                    { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
+                    { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
+                    { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
+                    { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
+                    { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+                    if (RB == 2u) {
+                        let a1 = weight_row(tap, cq, ch1);
+                        { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
+                        { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
+                        { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
+                        { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
+                        { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
+                        { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
+                        { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
+                        { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+                    }
+                }
+                tap++;
+            }
+        }
+    }
+    // acc[16j + i] holds channel r0 + i at positions m0 + 4j .. m0 + 4j + 3
+    for (var i = 0u; i < 8u * RB; i++) {
+        let ch = r0 + i;
+        if (ch < p.n) {
+            var bv = 0.0;
+            if (HAS_BIAS) {
+                bv = bias[ch];
+            }
+            for (var j = 0u; j < CN; j++) {
+                for (var e = 0u; e < 4u; e++) {
+                    let m = m0 + 4u * j + e;
+                    if (m < p.m) {
+                        out1[m * p.n + ch] = acc[j * 16u + i][e] + bv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// conv_wgrad: dy at 4 positions of one outer row for channel `co`, zero past the row's end.
+fn dy1_at(row: u32, i: u32, inner: u32, co: u32) -> f32 {
+    let ok = i < inner;
+    return select(0.0, dy1[select(row, row + i, ok) * p.n + co], ok);
+}
+
+fn dy4(row: u32, iq: u32, inner: u32, co: u32) -> vec4<f32> {
+    return vec4<f32>(dy1_at(row, iq, inner, co), dy1_at(row, iq + 1u, inner, co), dy1_at(row, iq + 2u, inner, co),
+                     dy1_at(row, iq + 3u, inner, co));
+}
+
+// conv_wgrad: channels 4cq .. 4cq + 3 at inner coordinate i of an outer row, for a tap whose
+// outer part is `ok`/`base` and whose inner offset is `di`.
+fn wgrad_at(ok: bool, base: u32, di: u32, cq: u32, i: u32, inner: u32, s_inner: u32) -> vec4<f32> {
+    let xi = i32(i * SS + di) - pad();
+    let valid = ok && i < inner && xi >= 0 && xi < i32(s_inner);
+    return gather4(select(-1, i32(base + u32(max(xi, 0))), valid), cq);
+}
+
+// conv_wgrad: positions iq .. iq + 3 of an outer row (k-rows) × 4 input channels.
+fn wgrad_b4(ok: bool, base: u32, di: u32, cq: u32, iq: u32, inner: u32, s_inner: u32) -> B4 {
+    return B4(wgrad_at(ok, base, di, cq, iq, inner, s_inner), wgrad_at(ok, base, di, cq, iq + 1u, inner, s_inner),
+              wgrad_at(ok, base, di, cq, iq + 2u, inner, s_inner), wgrad_at(ok, base, di, cq, iq + 3u, inner, s_inner));
+}
+
+// The outer part of a tap in outer row (bi, to, x0o): validity and the gathered index of inner
+// coordinate 0.
+struct Outer {
+    ok: bool,
+    base: u32,
+    di: u32,
+}
+
+fn outer_part(tap: u32, bi: u32, to: u32, x0o: u32) -> Outer {
+    let d1 = tap % ks1();
+    let d0 = (tap / ks1()) % KS;
+    let dt = tap / (ks1() * KS);
+    let ti = i32(to * ST + dt) - i32(KT - 1u);
+    if (NS == 2u) {
+        let x0 = i32(x0o * SS + d0) - pad();
+        let ok = ti >= 0 && x0 >= 0 && x0 < i32(p.s0);
+        return Outer(ok, ((bi * p.t + u32(max(ti, 0))) * p.s0 + u32(max(x0, 0))) * p.s1, d1);
+    }
+    return Outer(ti >= 0, (bi * p.t + u32(max(ti, 0))) * p.s0, d0);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
+              @builtin(subgroup_invocation_id) lane: u32) {
+    let cg4 = CG / 4u;
+    let kq = KT * KS * ks1() * cg4;   // column groups: (tap, 4 input channels)
+    let r0 = wg.y * 8u * RB;
+    let co0 = min(r0 + lane, p.n - 1u);
+    let co1 = min(r0 + 8u + lane, p.n - 1u);
+    let c0 = min(gid.x * CN, kq - 1u);
+    let c1 = min(gid.x * CN + 1u, kq - 1u);
+    let inner = select(p.o0, p.o1, NS == 2u);
+    let s_inner = select(p.s0, p.s1, NS == 2u);
+    let outer_rows = p.b * p.to * select(1u, p.o0, NS == 2u);
+    let first = wg.z * p.split;
+    let end = min(first + p.split, outer_rows);
+    var acc: array<vec4<f32>, 32>;
+    for (var orow = first; orow < end; orow++) {
+        var f = orow;
+        var x0o = 0u;
+        if (NS == 2u) {
+            x0o = f % p.o0;
+            f = f / p.o0;
+        }
+        let oa = outer_part(c0 / cg4, f / p.to, f % p.to, x0o);
+        let ob = outer_part(c1 / cg4, f / p.to, f % p.to, x0o);
+        let row = orow * inner;
+        for (var iq = 0u; iq < inner; iq += 4u) {
+            let b0 = wgrad_b4(oa.ok, oa.base, oa.di, c0 % cg4, iq, inner, s_inner);
+            var b1 = b0;
+            if (CN == 2u) {
+                b1 = wgrad_b4(ob.ok, ob.base, ob.di, c1 % cg4, iq, inner, s_inner);
+            }
+            let a0 = dy4(row, iq, inner, co0);
+            { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
+            { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
+            { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
+            { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
+            { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
+            { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
+            { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
+            { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+            if (RB == 2u) {
+                let a1 = dy4(row, iq, inner, co1);
+                { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
+                { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
+                { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
+                { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
+                { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
+                { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
+                { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
+                { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+            }
+        }
+    }
+    // acc[16j + i] holds dw rows 4·(column group j) .. + 3 of output channel r0 + i
+    let kr = 4u * kq;
+    let zbase = wg.z * kr * p.n;
+    for (var j = 0u; j < CN; j++) {
+        let c = gid.x * CN + j;
+        if (c < kq) {
+            for (var i = 0u; i < 8u * RB; i++) {
+                let co = r0 + i;
+                if (co < p.n) {
+                    for (var e = 0u; e < 4u; e++) {
+                        out1[zbase + (4u * c + e) * p.n + co] = acc[j * 16u + i][e];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- conv_wgrad_rows: the weight gradient with rows = (tap, input channel) and columns =
+// output channels (4·CN per lane), for C_out a multiple of 4 and at least 32: each lane gathers
+// one input channel of x at 4 positions per step and broadcasts it; dy rows are read as vectors.
+
+@group(0) @binding(7) var<storage, read> src1: array<f32>;     // x again, as scalars
+@group(0) @binding(8) var<storage, read> dy4v: array<vec4<f32>>; // dy as vectors
+
+// Input channel `ci` at inner coordinate i of an outer row (zero for padding and past the end).
+fn x_at(o: Outer, ci: u32, i: u32, inner: u32, s_inner: u32) -> f32 {
+    let xi = i32(i * SS + o.di) - pad();
+    let valid = o.ok && i < inner && xi >= 0 && xi < i32(s_inner);
+    return select(0.0, src1[(o.base + u32(max(xi, 0))) * CG + ci], valid);
+}
+
+fn dy_row(row: u32, i: u32, inner: u32, q: u32) -> vec4<f32> {
+    let ok = i < inner;
+    return select(vec4<f32>(0.0), dy4v[select(row, row + i, ok) * (p.n / 4u) + q], ok);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn conv_wgrad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+    let n4 = p.n / 4u;
+    let kr = KT * KS * ks1() * CG;
+    let r0 = wg.y * 16u;
+    let ra = min(r0 + lane, kr - 1u);
+    let rb = min(r0 + 8u + lane, kr - 1u);
+    let q0 = min(gid.x * CN, n4 - 1u);
+    let q1 = min(gid.x * CN + 1u, n4 - 1u);
+    let inner = select(p.o0, p.o1, NS == 2u);
+    let s_inner = select(p.s0, p.s1, NS == 2u);
+    let outer_rows = p.b * p.to * select(1u, p.o0, NS == 2u);
+    let first = wg.z * p.split;
+    let end = min(first + p.split, outer_rows);
+    var acc: array<vec4<f32>, 32>;
+    for (var orow = first; orow < end; orow++) {
+        var f = orow;
+        var x0o = 0u;
+        if (NS == 2u) {
+            x0o = f % p.o0;
+            f = f / p.o0;
+        }
+        let oa = outer_part(ra / CG, f / p.to, f % p.to, x0o);
+        let ob = outer_part(rb / CG, f / p.to, f % p.to, x0o);
+        let row = orow * inner;
+        for (var iq = 0u; iq < inner; iq += 4u) {
+            let b0 = B4(dy_row(row, iq, inner, q0), dy_row(row, iq + 1u, inner, q0), dy_row(row, iq + 2u, inner, q0),
+                        dy_row(row, iq + 3u, inner, q0));
+            var b1 = b0;
+            if (CN == 2u) {
+                b1 = B4(dy_row(row, iq, inner, q1), dy_row(row, iq + 1u, inner, q1), dy_row(row, iq + 2u, inner, q1),
+                        dy_row(row, iq + 3u, inner, q1));
+            }
+            let a0 = vec4<f32>(x_at(oa, ra % CG, iq, inner, s_inner), x_at(oa, ra % CG, iq + 1u, inner, s_inner),
+                               x_at(oa, ra % CG, iq + 2u, inner, s_inner), x_at(oa, ra % CG, iq + 3u, inner, s_inner));
+            let a1 = vec4<f32>(x_at(ob, rb % CG, iq, inner, s_inner), x_at(ob, rb % CG, iq + 1u, inner, s_inner),
+                               x_at(ob, rb % CG, iq + 2u, inner, s_inner), x_at(ob, rb % CG, iq + 3u, inner, s_inner));
+            { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
+            { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
+            { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
+            { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
+            { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
+            { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
+            { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
+            { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+            { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
+            { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
+            { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
+            { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
+            { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
+            { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
+            { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
+            { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+        }
+    }
+    // acc[16j + i] holds dw row r0 + i at output channels 4·(gid.x·CN + j) .. + 3
+    let zbase = wg.z * kr * n4;
+    for (var j = 0u; j < CN; j++) {
+        let q = gid.x * CN + j;
+        if (q < n4) {
+            for (var i = 0u; i < 16u; i++) {
+                if (r0 + i < kr) {
+                    out4[zbase + (r0 + i) * n4 + q] = acc[j * 16u + i];
+                }
+            }
+        }
+    }
+}
