@@ -317,23 +317,31 @@ fn bench_vae_step(gpu: &Gpu, b: usize, max_width: usize, backward: bool) -> Resu
 /// One generator training step of `advection-tiny` (flow loss with teacher forcing and
 /// masking, backward, AdamW with clipping, loss read back) on `b` sequences of 11 latent
 /// frames × 16 tokens × 4 channels.
-fn bench_generator_step(gpu: &Gpu, b: usize) -> Result<Row> {
+/// One generator training step of advection-tiny on `b` sequences; with `context`, the
+/// in-context form `[BOS; context; BOS; target]` (half of the steps of stage 2).
+fn bench_generator_step(gpu: &Gpu, b: usize, context: bool) -> Result<Row> {
     use enma::model::enma::{Generator, GeneratorConfig};
     let mut store = ParamStore::new(gpu, 1);
     let generator = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16]))?;
     let mut opt = AdamW::new(&store, AdamWConfig { beta2: 0.95, clip_norm: Some(1.0), ..Default::default() })?;
     let z = Tensor::from_slice(gpu, &rand(b * 11 * 16 * 4, 21), &[b, 11, 16, 4])?;
+    let c = Tensor::from_slice(gpu, &rand(b * 11 * 16 * 4, 22), &[b, 11, 16, 4])?;
     let mut step = 0;
     let (d, method, per_iter) = measure_with(gpu, true, || {
         let tape = Tape::new(gpu);
         step += 1;
-        let loss = generator.loss(&tape, &store, &tape.constant(z.clone()), 1, step)?;
+        let zv = tape.constant(z.clone());
+        let loss = if context {
+            generator.loss_with_context(&tape, &store, &zv, Some(&tape.constant(c.clone())), 1, step)?
+        } else {
+            generator.loss(&tape, &store, &zv, 1, step)?
+        };
         let grads = loss.backward()?;
         opt.step(&store, &grads, 1e-4)?;
         loss.to_vec().map(drop)
     })?;
     Ok(Row {
-        kernel: "generator advection-tiny train step".into(),
+        kernel: format!("generator advection-tiny train step{}", if context { ", in context" } else { "" }),
         shape: format!("b{b} 11x16 w64"),
         dtype: "f32",
         median_ms: d.as_secs_f64() * 1e3,
@@ -506,9 +514,17 @@ fn profile_step(gpu: &Gpu, what: Option<&str>) -> Result<()> {
         let g = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16]))?;
         let mut opt = AdamW::new(&store, AdamWConfig::default())?;
         let z = Tensor::from_slice(gpu, &rand(32 * 11 * 16 * 4, 21), &[32, 11, 16, 4])?;
-        return print_profile(gpu, "one generator advection-tiny training step (batch 32)", || {
+        let c = Tensor::from_slice(gpu, &rand(32 * 11 * 16 * 4, 22), &[32, 11, 16, 4])?;
+        let context = std::env::var("ENMA_PROFILE_CONTEXT").is_ok_and(|v| v == "1");
+        let title = if context { "one in-context generator step (batch 32)" } else { "one generator step (batch 32)" };
+        return print_profile(gpu, &format!("advection-tiny, {title}"), || {
             let tape = Tape::new(gpu);
-            let loss = g.loss(&tape, &store, &tape.constant(z.clone()), 1, 0)?;
+            let zv = tape.constant(z.clone());
+            let loss = if context {
+                g.loss_with_context(&tape, &store, &zv, Some(&tape.constant(c.clone())), 1, 0)?
+            } else {
+                g.loss(&tape, &store, &zv, 1, 0)?
+            };
             let grads = loss.backward()?;
             opt.step(&store, &grads, 1e-4)?;
             loss.to_vec().map(drop)
@@ -616,7 +632,8 @@ fn run() -> Result<()> {
         rows.push(bench_vae_step(&gpu, 32, 64, true)?);
     }
     if keep("generator") {
-        rows.push(bench_generator_step(&gpu, 32)?);
+        rows.push(bench_generator_step(&gpu, 32, false)?);
+        rows.push(bench_generator_step(&gpu, 32, true)?);
     }
     if keep("flow") {
         // one unmasking step of a rollout batch: 16 trajectories × 16 samples, ~3 of 16 tokens

@@ -29,8 +29,12 @@ fn unary_backward_matches_finite_differences() {
 #[test]
 fn binary_backward_with_broadcasting() {
     let g = gpu();
-    let cases: [(Vec<usize>, Vec<usize>); 3] =
-        [(vec![4, 8], vec![4, 8]), (vec![3, 1, 5], vec![4, 1]), (vec![2, 3, 7], vec![7])];
+    let cases: [(Vec<usize>, Vec<usize>); 4] = [
+        (vec![4, 8], vec![4, 8]),
+        (vec![3, 1, 5], vec![4, 1]),
+        (vec![2, 3, 7], vec![7]),
+        (vec![2, 3, 4, 3], vec![2, 3, 1, 3]),
+    ];
     for (sa, sb) in cases {
         let out = enma::ops::broadcast_shape("t", &sa, &sb).unwrap();
         for op in
@@ -132,8 +136,9 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 #[test]
 fn layout_ops_backward() {
     let g = gpu();
-    // two shapes each: a small regular one and a ragged rank-4 one
-    for shape in [vec![2usize, 3, 4], vec![3, 5, 2, 7]] {
+    // a small regular shape, a ragged rank-4 one, and one whose copies have rows longer than
+    // the kernel's chunk of 16 with a ragged tail
+    for shape in [vec![2usize, 3, 4], vec![3, 5, 2, 7], vec![2, 3, 2, 37]] {
         let n: usize = shape.iter().product();
         let rank = shape.len();
         let perm: Vec<usize> = (0..rank).rev().collect();
@@ -155,6 +160,18 @@ fn layout_ops_backward() {
             &[(rand_vec(n, 10, -1.0, 1.0), shape.clone())],
             |v| v[0].transpose(0, rank - 1),
             move |x| permute_ref(&x[0], &sh, &swap),
+            2e-3,
+        );
+        // swapping the two leading axes keeps the trailing ones contiguous (they merge)
+        let mut lead: Vec<usize> = (0..rank).collect();
+        lead.swap(0, 1);
+        let (sh, l2) = (shape.clone(), lead.clone());
+        check_grads(
+            &format!("permute {shape:?} {lead:?}"),
+            &g,
+            &[(rand_vec(n, 12, -1.0, 1.0), shape.clone())],
+            |v| v[0].permute(&lead),
+            move |x| permute_ref(&x[0], &sh, &l2),
             2e-3,
         );
         // slice 1..3 along axis 1

@@ -21,9 +21,17 @@ fn cpu_binary(op: BinaryOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], ou
 #[test]
 fn broadcasting_matches_the_cpu() {
     let g = gpu();
-    let cases: [(&[usize], &[usize], &[usize]); 6] = [
-        (&[4, 5], &[4, 5], &[4, 5]),          // same shape, vec4 path
-        (&[3, 7], &[3, 7], &[3, 7]),          // same shape, odd count
+    let cases: [(&[usize], &[usize], &[usize]); 12] = [
+        // a vector repeated along rows, on either side (the row-vector kernel)
+        (&[3, 8], &[8], &[3, 8]),
+        (&[8], &[3, 8], &[3, 8]),
+        (&[6, 4, 4], &[4, 4], &[6, 4, 4]),
+        (&[4, 5], &[4, 5], &[4, 5]), // same shape, vec4 path
+        (&[3, 7], &[3, 7], &[3, 7]), // same shape, odd count
+        // dimensions that merge for both operands, and ones that must not
+        (&[2, 3, 4, 5], &[2, 3, 1, 5], &[2, 3, 4, 5]),
+        (&[3, 1, 4, 5], &[1, 1, 1, 5], &[3, 1, 4, 5]),
+        (&[4, 1, 1, 6], &[4, 3, 2, 1], &[4, 3, 2, 6]),
         (&[2, 3, 5], &[5], &[2, 3, 5]),       // bias-like
         (&[2, 1, 5], &[1, 4, 1], &[2, 4, 5]), // both sides broadcast
         (&[6, 1], &[1], &[6, 1]),             // scalar

@@ -63,6 +63,23 @@ fn binary_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
+// One operand full, the other a vector repeated along the rows (a bias, an additive mask): y
+// [R, K] = op(a, b) with a [R, K] and b [K] (SIDE 0), or a [K] and b [R, K] (SIDE 1); K % 4 == 0
+// and p.pad0 = K / 4. One division per 4 elements instead of one per element and axis.
+@compute @workgroup_size(256)
+fn binary_rowvec(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    let i = linear_id(wg, nwg, li);
+    if (i < p.n) {
+        let j = i % p.pad0;
+        if (SIDE == 0u) {
+            y4[i] = op4(a4[i], b4[j]);
+        } else {
+            y4[i] = op4(a4[j], b4[i]);
+        }
+    }
+}
+
 // Offsets of a and b for output element i (broadcast strides).
 fn offsets(i: u32) -> vec2<u32> {
     var rem = i;

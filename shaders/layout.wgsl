@@ -2,11 +2,21 @@
 // `shape` (rank <= 8). One kernel serves permute/transpose (permuted source strides), expand
 // (stride 0), slice (source offset) and concat or slice-backward (destination offset/strides).
 
+// The host merges axes that both sides step through contiguously and drops size-1 axes, and
+// each invocation copies up to CHUNK consecutive elements of the innermost axis, so the
+// coordinate arithmetic (integer division, slow on CPU adapters) runs once per chunk.
+
+const CHUNK: u32 = 16u;
+
 struct Params {
-    n: u32,        // elements of `shape`
+    n: u32,        // invocations: rows of the innermost axis × chunks per row
     rank: u32,
     src_off: u32,
     dst_off: u32,
+    chunks: u32,   // chunks per row of the innermost axis
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
     shape: array<vec4<u32>, 2>,
     ss: array<vec4<u32>, 2>,
     ds: array<vec4<u32>, 2>,
@@ -23,10 +33,15 @@ fn strided_copy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.n) {
         return;
     }
-    var rem = i;
-    var si = p.src_off;
-    var di = p.dst_off;
-    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+    let last = p.rank - 1u;
+    let inner = p.shape[last / 4u][last % 4u];
+    let s_in = p.ss[last / 4u][last % 4u];
+    let d_in = p.ds[last / 4u][last % 4u];
+    let start = (i % p.chunks) * CHUNK;
+    var rem = i / p.chunks;
+    var si = p.src_off + start * s_in;
+    var di = p.dst_off + start * d_in;
+    for (var d = i32(last) - 1; d >= 0; d--) {
         let du = u32(d);
         let extent = p.shape[du / 4u][du % 4u];
         let c = rem % extent;
@@ -34,5 +49,8 @@ fn strided_copy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         si += c * p.ss[du / 4u][du % 4u];
         di += c * p.ds[du / 4u][du % 4u];
     }
-    dst[di] = src[si];
+    let count = min(CHUNK, inner - start);
+    for (var k = 0u; k < count; k++) {
+        dst[di + k * d_in] = src[si + k * s_in];
+    }
 }

@@ -30,8 +30,8 @@ impl KvCache {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionPath {
     /// The flash kernel, except on CPU adapters when there is no key padding and the score
-    /// matrix is small (≤ 16 MiB): there the plain path is 2–7× faster (`cargo bench --bench
-    /// kernels -- attention`). `ENMA_ATTENTION=flash|plain` overrides.
+    /// matrix fits one storage binding: there the plain path is 2–7× faster (`cargo bench
+    /// --bench kernels -- attention`). `ENMA_ATTENTION=flash|plain` overrides.
     #[default]
     Auto,
     Flash,
@@ -149,7 +149,9 @@ impl MultiHeadAttention {
         let (q, k, v) = self.heads_of(tape, store, x)?;
         let s = q.shape().to_vec();
         let opts = AttentionOptions { scale: 1.0 / (s[3] as f32).sqrt(), ..opts.clone() };
-        let small = s[0] * s[1] * s[2] * s[2] * 4 <= 16 << 20;
+        // the plain path needs the score matrix in one binding
+        let small =
+            (s[0] * s[1] * s[2] * s[2] * 4) as u64 <= tape.gpu().adapter().limits.max_storage_buffer_binding_size;
         let env = std::env::var("ENMA_ATTENTION");
         let plain = opts.key_lens.is_none()
             && opts.q_offset == 0

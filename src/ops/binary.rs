@@ -88,17 +88,60 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         launch(gpu, &BINARY, "binary_vec4", &ov, &[(3, a), (4, b), (5, &y)], &imm, gpu.grid_1d((n / 4) as u64, 256))?;
         return Ok(y);
     }
+    let (shape, sa, sb) = collapsed(a.shape(), b.shape(), &out_shape);
+    // one side a vector repeated along the rows of the other: the row-vector kernel
+    if let ([_, k], [ka, 1], [0, 1]) | ([_, k], [0, 1], [ka, 1]) = (shape.as_slice(), sa.as_slice(), sb.as_slice()) {
+        let (k, ka) = (*k, *ka);
+        if k % 4 == 0 && (ka == k) {
+            let side = if sa[0] == 0 { 1.0 } else { 0.0 };
+            let ov = [("OP", op.code() as f64), ("SIDE", side)];
+            let imm = Imm::default().u(n / 4).u(0).u(k / 4).u(0);
+            let groups = gpu.grid_1d((n / 4) as u64, 256);
+            launch(gpu, &BINARY, "binary_rowvec", &ov, &[(3, a), (4, b), (5, &y)], &imm, groups)?;
+            return Ok(y);
+        }
+    }
     let imm = bcast_imm(a, b, &out_shape, n);
     launch(gpu, &BINARY, "binary_bcast", &ov, &[(0, a), (1, b), (2, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
     Ok(y)
 }
 
+/// The broadcast of `a` and `b` onto `out` with as few dimensions as possible: extents of 1
+/// dropped and neighbours merged where both operands step through them alike (both broadcast,
+/// or both contiguous across the pair). The kernel divides once per dimension and element, and
+/// integer division is slow on CPU adapters. Returns (shape, strides of a, strides of b).
+fn collapsed(a: &[usize], b: &[usize], out: &[usize]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let sa = broadcast_strides(a, out);
+    let sb = broadcast_strides(b, out);
+    let (mut shape, mut ra, mut rb): (Vec<u32>, Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..out.len() {
+        if out[i] == 1 {
+            continue;
+        }
+        let (e, x, y) = (out[i] as u32, sa[i], sb[i]);
+        if let (Some(&lx), Some(&ly)) = (ra.last(), rb.last()) {
+            // the previous (outer) dimension continues this one for both operands
+            let joins = |outer: u32, inner: u32| (outer == 0 && inner == 0) || (inner != 0 && outer == inner * e);
+            if joins(lx, x) && joins(ly, y) {
+                let n = shape.len();
+                shape[n - 1] *= e;
+                ra[n - 1] = x;
+                rb[n - 1] = y;
+                continue;
+            }
+        }
+        shape.push(e);
+        ra.push(x);
+        rb.push(y);
+    }
+    (shape, ra, rb)
+}
+
 /// Immediates of the broadcasting entries: n, rank, output shape, strides of a and b.
 fn bcast_imm(a: &Tensor, b: &Tensor, out_shape: &[usize], n: u32) -> Imm {
-    let sa = broadcast_strides(a.shape(), out_shape);
-    let sb = broadcast_strides(b.shape(), out_shape);
-    let mut imm = Imm::default().u(n).u(out_shape.len() as u32).u(0).u(0);
-    for arr in [&out_shape.iter().map(|&d| d as u32).collect::<Vec<_>>(), &sa, &sb] {
+    let (shape, sa, sb) = collapsed(a.shape(), b.shape(), out_shape);
+    let mut imm = Imm::default().u(n).u(shape.len() as u32).u(0).u(0);
+    for arr in [&shape, &sa, &sb] {
         for i in 0..MAX_RANK {
             imm = imm.u(arr.get(i).copied().unwrap_or(0));
         }
@@ -129,9 +172,20 @@ impl Var {
         let (a, b) = (self.tensor().clone(), other.tensor().clone());
         let (need_a, need_b) = (self.requires_grad(), other.requires_grad());
         self.tape().record(y, &[self, other], move |g| {
-            let da = if need_a { Some(binary_backward(&a, &b, g, op, 0)?) } else { None };
-            let db = if need_b { Some(binary_backward(&a, &b, g, op, 1)?) } else { None };
-            Ok(vec![da, db])
+            // sums, differences and products need no kernel of their own for the gradient
+            let side = |need: bool, k: u32, own: &Tensor, other: &Tensor| -> Result<Option<Tensor>> {
+                if !need {
+                    return Ok(None);
+                }
+                let d = match (op, k) {
+                    (BinaryOp::Add, _) | (BinaryOp::Sub, 0) => g.clone(),
+                    (BinaryOp::Sub, _) => super::scale(g, -1.0)?,
+                    (BinaryOp::Mul, _) => mul(g, other)?,
+                    _ => return binary_backward(&a, &b, g, op, k).map(Some),
+                };
+                super::sum_to_shape(&d, own.shape()).map(Some)
+            };
+            Ok(vec![side(need_a, 0, &a, &b)?, side(need_b, 1, &b, &a)?])
         })
     }
 

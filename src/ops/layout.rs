@@ -34,15 +34,45 @@ fn strided_copy(
         return Err(Error::invalid(op, format!("rank {} exceeds the supported {MAX_RANK}", shape.len())));
     }
     let n: usize = shape.iter().product();
+    if n == 0 {
+        return Ok(());
+    }
+    // size-1 axes dropped, neighbours merged where both sides continue across them
+    let (mut sh, mut s2, mut d2): (Vec<usize>, Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..shape.len() {
+        if shape[i] == 1 {
+            continue;
+        }
+        match (sh.last_mut(), s2.last_mut(), d2.last_mut()) {
+            (Some(e), Some(so), Some(dd)) if *so == ss[i] * shape[i] && *dd == ds[i] * shape[i] => {
+                *e *= shape[i];
+                *so = ss[i];
+                *dd = ds[i];
+            }
+            _ => {
+                sh.push(shape[i]);
+                s2.push(ss[i]);
+                d2.push(ds[i]);
+            }
+        }
+    }
+    if sh.is_empty() {
+        (sh, s2, d2) = (vec![1], vec![1], vec![1]);
+    }
+    const CHUNK: usize = 16; // as in layout.wgsl
+    let inner = *sh.last().unwrap_or(&1);
+    let chunks = inner.div_ceil(CHUNK);
+    let invocations = n / inner * chunks;
     let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid(op, format!("index {v} is too large")));
-    let mut imm = Imm::default().u(u(n)?).u(shape.len() as u32).u(u(src_off)?).u(u(dst_off)?);
-    for arr in [shape, ss, ds] {
+    let mut imm = Imm::default().u(u(invocations)?).u(sh.len() as u32).u(u(src_off)?).u(u(dst_off)?);
+    imm = imm.u(u(chunks)?).u(0).u(0).u(0);
+    for arr in [&sh, &s2, &d2] {
         for i in 0..MAX_RANK {
             imm = imm.u(u(arr.get(i).copied().unwrap_or(0))?);
         }
     }
     let gpu = src.gpu();
-    launch(gpu, &LAYOUT, "strided_copy", &[], &[(0, src), (1, dst)], &imm, gpu.grid_1d(n as u64, 256))
+    launch(gpu, &LAYOUT, "strided_copy", &[], &[(0, src), (1, dst)], &imm, gpu.grid_1d(invocations as u64, 256))
 }
 
 fn check_f32(op: &str, t: &Tensor) -> Result<()> {
