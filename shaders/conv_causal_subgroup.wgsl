@@ -143,6 +143,19 @@ fn mm_row(a: vec4<f32>, b: B4, acc: vec4<f32>) -> vec4<f32> {
     return fma(vec4<f32>(a.x), b.k0, fma(vec4<f32>(a.y), b.k1, fma(vec4<f32>(a.z), b.k2, fma(vec4<f32>(a.w), b.k3, acc))));
 }
 
+// The step shared by every kernel: for the 8 rows whose `a` the 8 lanes hold, acc[r + i] +=
+// (row i)·b0 and, with CN = 2, acc[r + 16 + i] += (row i)·b1.
+fn rows8(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, r: u32, b0: B4, b1: B4) {
+    { let x = subgroupBroadcast(a, 0u); (*acc)[r] = mm_row(x, b0, (*acc)[r]); if (CN == 2u) { (*acc)[r + 16u] = mm_row(x, b1, (*acc)[r + 16u]); } }
+    { let x = subgroupBroadcast(a, 1u); (*acc)[r + 1u] = mm_row(x, b0, (*acc)[r + 1u]); if (CN == 2u) { (*acc)[r + 17u] = mm_row(x, b1, (*acc)[r + 17u]); } }
+    { let x = subgroupBroadcast(a, 2u); (*acc)[r + 2u] = mm_row(x, b0, (*acc)[r + 2u]); if (CN == 2u) { (*acc)[r + 18u] = mm_row(x, b1, (*acc)[r + 18u]); } }
+    { let x = subgroupBroadcast(a, 3u); (*acc)[r + 3u] = mm_row(x, b0, (*acc)[r + 3u]); if (CN == 2u) { (*acc)[r + 19u] = mm_row(x, b1, (*acc)[r + 19u]); } }
+    { let x = subgroupBroadcast(a, 4u); (*acc)[r + 4u] = mm_row(x, b0, (*acc)[r + 4u]); if (CN == 2u) { (*acc)[r + 20u] = mm_row(x, b1, (*acc)[r + 20u]); } }
+    { let x = subgroupBroadcast(a, 5u); (*acc)[r + 5u] = mm_row(x, b0, (*acc)[r + 5u]); if (CN == 2u) { (*acc)[r + 21u] = mm_row(x, b1, (*acc)[r + 21u]); } }
+    { let x = subgroupBroadcast(a, 6u); (*acc)[r + 6u] = mm_row(x, b0, (*acc)[r + 6u]); if (CN == 2u) { (*acc)[r + 22u] = mm_row(x, b1, (*acc)[r + 22u]); } }
+    { let x = subgroupBroadcast(a, 7u); (*acc)[r + 7u] = mm_row(x, b0, (*acc)[r + 7u]); if (CN == 2u) { (*acc)[r + 23u] = mm_row(x, b1, (*acc)[r + 23u]); } }
+}
+
 // conv_rows: k-rows (tap, 4cq .. 4cq + 3) of the weights at result-channel group q.
 fn weight_cols(tap: u32, cq: u32, q: u32) -> B4 {
     if (DX) {
@@ -197,24 +210,10 @@ fn conv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
                         b1 = weight_cols(tap, cq, q1);
                     }
                     let a0 = gather4(s0, cq);
-                    { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
-                    { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
-                    { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
-                    { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
-                    { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
-                    { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
-                    { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
-                    { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+                    rows8(&acc, a0, 0u, b0, b1);
                     if (RB == 2u) {
                         let a1 = gather4(s1, cq);
-                        { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
-                        { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
-                        { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
-                        { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
-                        { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
-                        { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
-                        { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
-                        { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+                        rows8(&acc, a1, 8u, b0, b1);
                     }
                 }
                 tap++;
@@ -284,24 +283,10 @@ fn conv_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
                         b1 = gather_b4(sb, cq);
                     }
                     let a0 = weight_row(tap, cq, ch0);
-                    { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
-                    { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
-                    { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
-                    { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
-                    { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
-                    { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
-                    { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
-                    { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+                    rows8(&acc, a0, 0u, b0, b1);
                     if (RB == 2u) {
                         let a1 = weight_row(tap, cq, ch1);
-                        { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
-                        { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
-                        { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
-                        { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
-                        { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
-                        { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
-                        { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
-                        { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+                        rows8(&acc, a1, 8u, b0, b1);
                     }
                 }
                 tap++;
@@ -407,24 +392,10 @@ fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
                 b1 = wgrad_b4(ob.ok, ob.base, ob.di, c1 % cg4, iq, inner, s_inner);
             }
             let a0 = dy4(row, iq, inner, co0);
-            { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
-            { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
-            { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
-            { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
-            { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
-            { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
-            { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
-            { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
+            rows8(&acc, a0, 0u, b0, b1);
             if (RB == 2u) {
                 let a1 = dy4(row, iq, inner, co1);
-                { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
-                { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
-                { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
-                { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
-                { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
-                { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
-                { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
-                { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+                rows8(&acc, a1, 8u, b0, b1);
             }
         }
     }
@@ -503,22 +474,8 @@ fn conv_wgrad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workg
                                x_at(oa, ra % CG, iq + 2u, inner, s_inner), x_at(oa, ra % CG, iq + 3u, inner, s_inner));
             let a1 = vec4<f32>(x_at(ob, rb % CG, iq, inner, s_inner), x_at(ob, rb % CG, iq + 1u, inner, s_inner),
                                x_at(ob, rb % CG, iq + 2u, inner, s_inner), x_at(ob, rb % CG, iq + 3u, inner, s_inner));
-            { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1, acc[16]); } }
-            { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1, acc[17]); } }
-            { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1, acc[18]); } }
-            { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1, acc[19]); } }
-            { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1, acc[20]); } }
-            { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1, acc[21]); } }
-            { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1, acc[22]); } }
-            { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1, acc[23]); } }
-            { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1, acc[24]); } }
-            { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1, acc[25]); } }
-            { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1, acc[26]); } }
-            { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1, acc[27]); } }
-            { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1, acc[28]); } }
-            { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1, acc[29]); } }
-            { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1, acc[30]); } }
-            { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1, acc[31]); } }
+            rows8(&acc, a0, 0u, b0, b1);
+            rows8(&acc, a1, 8u, b0, b1);
         }
     }
     // acc[16j + i] holds dw row r0 + i at output channels 4·(gid.x·CN + j) .. + 3
