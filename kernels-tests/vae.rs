@@ -107,38 +107,49 @@ fn the_vae_overfits_eight_trajectories() {
     assert_eq!(x.len(), 2 * 10 * 64);
 }
 
+/// The issue's second overfit threshold: with the interpolation module (cross-attention onto a
+/// learned 64-point grid, one Physics Attention layer), trained on a random 20–100 % of the
+/// points of every sample, the VAE reconstructs all 64 points from half of them to relative
+/// L2 < 3e-2 (lavapipe: 9.6e-3 from all points, 2.6e-2 from half, 1,500 steps in ≈ 6.5 min).
 #[test]
-fn with_the_interpolation_module_it_learns_from_random_points() {
+fn with_the_interpolation_module_it_overfits_from_half_of_the_points() {
     use enma::model::InterpConfig;
     use enma::train::reconstruct_points;
     let g = gpu();
-    let full =
-        generate_split(&GenConfig::new(PdeName::Advection, Preset::Tiny, 6), Split::Train, 0..1, &|| {}).unwrap();
-    let mut tr = enma::data::dataset::subsample(&full, 2, 4).unwrap(); // 10 frames × 32 points
-    tr.shape[0] = 4;
-    tr.data.truncate(4 * tr.stride());
-    tr.env.truncate(4);
-    let norm = enma::data::dataset::Normalization::fit(&tr);
-    norm.apply(&mut tr).unwrap();
+    let tr = eight_trajectories();
     let mut cfg = small_config();
-    cfg.interp = Some(InterpConfig { grid: vec![32], features: 8, layers: 1, slices: 4, periodic: true });
+    cfg.interp = Some(InterpConfig { grid: vec![64], features: 16, layers: 1, slices: 4, periodic: true });
     let mut store = ParamStore::new(&g, 4);
     let vae = Vae::new(&mut store, cfg).unwrap();
     let mut losses = Vec::new();
-    let tcfg = VaeTrainConfig { steps: 200, batch: 4, lr: 5e-3, lr_floor: 1e-4, seed: 2 };
+    let tcfg = VaeTrainConfig { steps: 1500, batch: 8, lr: 1e-2, lr_floor: 1e-5, seed: 2 };
+    let t0 = std::time::Instant::now();
     train_vae(&g, &vae, &store, &tr, &tcfg, &Default::default(), &mut |l: enma::train::StepLog| losses.push(l.loss))
         .unwrap();
-    let (first, last) = (losses[0], *losses.last().unwrap());
-    let full_rec = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4, None).unwrap();
-    let half_rec = reconstruct_points(&g, &vae, &store, &tr, 0.5, 1, 4, None).unwrap();
-    // decoding on a twice finer grid gives values at every fine point
-    assert_eq!(reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 4, Some(&[64])).unwrap().len(), 4 * 10 * 64);
+    let elapsed = t0.elapsed();
+    let full = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 8, None).unwrap();
+    let half = reconstruct_points(&g, &vae, &store, &tr, 0.5, 1, 8, None).unwrap();
     let (r100, r50) = (
-        enma::metrics::relative_l2(&full_rec, &tr.data, tr.stride()),
-        enma::metrics::relative_l2(&half_rec, &tr.data, tr.stride()),
+        enma::metrics::relative_l2(&full, &tr.data, tr.stride()),
+        enma::metrics::relative_l2(&half, &tr.data, tr.stride()),
     );
-    eprintln!("interpolating VAE: loss {first} -> {last}; relative L2 {r100} (100 %), {r50} (50 %)");
-    assert!(last < first / 2.0, "loss {first} -> {last}");
-    assert!(r100 < 0.4 && r50 < 0.5, "relative L2 {r100} / {r50}");
-    assert!(r100 < r50, "all points should reconstruct better than half of them");
+    eprintln!(
+        "interpolating VAE overfit (8 trajectories, 10 x 64): loss {} -> {}; relative L2 {r100:.2e} (100 %), \
+         {r50:.2e} (50 %) after {} steps in {elapsed:.0?}",
+        losses[0],
+        losses.last().unwrap(),
+        tcfg.steps
+    );
+    assert!(r50 < 3e-2, "relative L2 from half of the points {r50}");
+    assert!(r100 < r50, "all points should reconstruct better than half of them: {r100} / {r50}");
+    // decoding on a twice finer grid (super-resolution): every second fine point is a point of
+    // the data's grid, where the output cross-attention must give the same values
+    let fine = reconstruct_points(&g, &vae, &store, &tr, 1.0, 1, 8, Some(&[128])).unwrap();
+    assert_eq!(fine.len(), 8 * 10 * 128);
+    assert!(fine.iter().all(|v| v.is_finite()));
+    for (row, (f, c)) in fine.chunks(128).zip(full.chunks(64)).enumerate() {
+        for i in 0..64 {
+            assert!((f[2 * i] - c[i]).abs() < 1e-4, "row {row}, point {i}: fine {} vs {}", f[2 * i], c[i]);
+        }
+    }
 }
