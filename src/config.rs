@@ -184,6 +184,10 @@ fn check_types(t: &mut toml::Table, reference: &toml::Table, prefix: &str, origi
         }
         match (r, &mut *v) {
             (V::Table(r), V::Table(t)) => check_types(t, r, &key, origin)?,
+            // every integer setting is a count, a size or a seed
+            (V::Integer(_), V::Integer(i)) if *i < 0 => {
+                return Err(Error::invalid("config", format!("{origin}: `{key}` must be 0 or more, not `{i}`")));
+            }
             (r, v) if r.type_str() == v.type_str() => {}
             (r, v) => {
                 return Err(Error::invalid(
@@ -506,6 +510,8 @@ mod tests {
         assert!(err("advection-tiny", &["gen.mask_min=1.5"]).contains("gen.mask_min"));
         assert!(err("advection-tiny", &["eval.context=4"]).contains("eval.context"));
         assert!(err("advection-tiny", &["gen.train.steps=many"]).contains("steps"));
+        assert!(err("advection-tiny", &["vae.train.steps=-3"]).contains("`vae.train.steps` must be 0 or more"));
+        assert!(err("advection-tiny", &["seed=-1"]).contains("`seed`"));
         assert!(err("advection-tiny", &["vae.interp.grid=[16, 16]"]).contains("vae.interp.grid"));
         assert!(err("advection-tiny", &["gen"]).contains("key=value"));
         assert!(err("no-such-preset", &[]).contains("advection-tiny"));
