@@ -91,33 +91,7 @@ pub fn generate(
 pub fn inspect(path: &Path) -> enma::Result<()> {
     let l = hdf5::read(path)?;
     println!("{}", path.display());
-    for (k, v) in &l.attrs {
-        let short: String = v.chars().take(100).collect();
-        println!("  @{k} = {short}{}", if v.len() > 100 { " ..." } else { "" });
-    }
-    for (group, (layout, t)) in &l.splits {
-        println!("  /{group}: {layout:?}, [N, T, C, space..] = {:?}", t.shape);
-        let (mut lo, mut hi, mut sum, mut sq) = (f64::MAX, f64::MIN, 0.0, 0.0);
-        for &v in &t.data {
-            let v = v as f64;
-            lo = lo.min(v);
-            hi = hi.max(v);
-            sum += v;
-            sq += v * v;
-        }
-        let n = t.data.len().max(1) as f64;
-        let mean = sum / n;
-        println!(
-            "    values: min {lo:.4e}, max {hi:.4e}, mean {mean:.4e}, std {:.4e}",
-            (sq / n - mean * mean).max(0.0).sqrt()
-        );
-        let envs = t.env.iter().collect::<std::collections::BTreeSet<_>>().len();
-        println!("    environments: {envs} ({} trajectories)", t.n());
-        for (name, v) in &t.params {
-            let (a, b) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-            println!("    {name}: [{a:.6}, {b:.6}]");
-        }
-    }
+    print!("{}", l.summary());
     Ok(())
 }
 

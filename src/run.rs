@@ -54,7 +54,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.display().to_string(), source }
 }
 
-/// The `split` file of `dataset` in folder `data` (from `enma generate`).
+/// The `split` file of `dataset` in folder `data` (from `enma generate`); of a file holding several
+/// splits, the group named for `split` (`train`, or `test` for In-D and Out-D).
 pub fn load_split(data: &Path, dataset: PdeName, split: Split) -> Result<Trajectories> {
     let path = data.join(format!("{}_{}.h5", dataset.name(), split.name()));
     if !path.is_file() {
@@ -68,7 +69,23 @@ pub fn load_split(data: &Path, dataset: PdeName, split: Split) -> Result<Traject
             ),
         ));
     }
-    let l = hdf5::read(&path)?;
+    let mut l = hdf5::read(&path)?;
+    if l.splits.len() > 1 {
+        // a file of several splits (e.g. GEPS's train/val/test): the group named for this split
+        let group = dataset.group(split);
+        return l.splits.remove(group).map(|(_, t)| t).ok_or_else(|| {
+            Error::invalid(
+                "data",
+                format!(
+                    "{} holds the groups {} but no `{group}` for the {} split: link a file with one group, or \
+                     one named `{group}`",
+                    path.display(),
+                    l.splits.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                    split.name()
+                ),
+            )
+        });
+    }
     l.splits
         .into_values()
         .next()

@@ -3,9 +3,11 @@
 //!
 //! In memory every split is `[N, T, C, spatial..]` f32, with per-trajectory parameters.
 //! On disk: 1D `pde_{T}-{X}` (N, T, X) under `train`/`valid`/`test`; 2D `states` (N, C, H, W, T)
-//! under `train`/`val`/`test`; PDEBench `tensor` (N, T, X) with `x-coordinate`, `t-coordinate`.
+//! under `train`/`val`/`test`; GEPS 1D `states` (N, C, X, T) under `train`/`val`/`test` (the rank
+//! of `states` tells the two apart); PDEBench `tensor` (N, T, X) with `x-coordinate`,
+//! `t-coordinate`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use hdf5_metno as h5;
@@ -84,9 +86,43 @@ pub enum Layout {
     OneD { key: String },
     /// `states` (N, C, H, W, T).
     TwoD,
+    /// GEPS 1D: `states` (N, C, X, T), channels first and time last like the 2D layout.
+    Geps1D,
     /// PDEBench `tensor`.
     PdeBench,
 }
+
+impl Layout {
+    /// The layout's name and its axes on disk, e.g. ``GEPS 1D `states` (N, C, X, T)``.
+    pub fn name(&self) -> String {
+        match self {
+            Layout::OneD { key } => format!("1D `{key}` (N, T, X)"),
+            Layout::TwoD => "2D `states` (N, C, H, W, T)".into(),
+            Layout::Geps1D => "GEPS 1D `states` (N, C, X, T)".into(),
+            Layout::PdeBench => "PDEBench `tensor` (N, T, X)".into(),
+        }
+    }
+
+    /// The shape on disk of trajectories of in-memory shape `[N, T, C, spatial..]`.
+    pub fn stored_shape(&self, shape: &[usize]) -> Vec<usize> {
+        let (head, sp) = shape.split_at(shape.len().min(3));
+        match (self, head) {
+            (Layout::TwoD | Layout::Geps1D, [n, t, c]) => [&[*n, *c][..], sp, &[*t]].concat(),
+            (Layout::OneD { .. } | Layout::PdeBench, [n, t, _]) => [&[*n, *t][..], sp].concat(),
+            _ => shape.to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// The most channels a `states` layout may hold: a longer channel axis means the axes are in
+/// another order than (N, C, space.., T).
+pub const MAX_CHANNELS: usize = 8;
 
 /// A file's splits (by group name: `train`, `valid`, `val`, `test`, or `data` for PDEBench) and
 /// its root attributes (numbers and strings, as text).
@@ -97,6 +133,83 @@ pub struct Loaded {
     /// Coordinates, when the file has them.
     pub x: Option<Vec<f64>>,
     pub t: Option<Vec<f64>>,
+    /// Splits whose environments come from the file's `env` data set (the others are
+    /// positional: trajectory i in environment ⌊i/10⌋).
+    pub env_from_file: BTreeSet<String>,
+}
+
+impl Loaded {
+    /// What `enma inspect` prints: root attributes, then per split its layout, shapes, value
+    /// statistics, environments (and where they come from), seeds and parameter ranges.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for (k, v) in &self.attrs {
+            let short: String = v.chars().take(100).collect();
+            let _ = writeln!(out, "  @{k} = {short}{}", if v.chars().count() > 100 { " ..." } else { "" });
+        }
+        let range = |v: &mut dyn Iterator<Item = f64>| {
+            v.fold(None, |acc: Option<(f64, f64)>, x| Some(acc.map_or((x, x), |(a, b)| (a.min(x), b.max(x)))))
+        };
+        for (group, (layout, t)) in &self.splits {
+            let _ = writeln!(out, "  /{group}: {layout}", layout = layout.name());
+            let _ = writeln!(
+                out,
+                "    stored {:?} -> [N, T, C, space..] = {:?}: {} trajectories of {} frames, {} channel(s), {} points",
+                layout.stored_shape(&t.shape),
+                t.shape,
+                t.n(),
+                t.frames(),
+                t.channels(),
+                t.spatial().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" x ")
+            );
+            let (mut sum, mut sq) = (0.0, 0.0);
+            for &v in &t.data {
+                sum += v as f64;
+                sq += (v as f64) * (v as f64);
+            }
+            if let Some((lo, hi)) = range(&mut t.data.iter().map(|&v| v as f64)) {
+                let n = t.data.len() as f64;
+                let mean = sum / n;
+                let std = (sq / n - mean * mean).max(0.0).sqrt();
+                let _ = writeln!(out, "    values: min {lo:.4e}, max {hi:.4e}, mean {mean:.4e}, std {std:.4e}");
+            }
+            let mut per_env: BTreeMap<i64, usize> = BTreeMap::new();
+            for &e in &t.env {
+                *per_env.entry(e).or_default() += 1;
+            }
+            let source = if self.env_from_file.contains(group) {
+                "from the file's `env`"
+            } else {
+                "by file order (trajectory i in environment i / 10; the file has no `env`)"
+            };
+            let sizes = range(&mut per_env.values().map(|&v| v as f64)).unwrap_or((0.0, 0.0));
+            let ids = match (per_env.keys().next(), per_env.keys().next_back()) {
+                (Some(a), Some(b)) => format!("ids {a} to {b}"),
+                _ => "none".into(),
+            };
+            let each = if sizes.0 == sizes.1 {
+                format!("{} trajectories each", sizes.0)
+            } else {
+                format!("{} to {} trajectories each", sizes.0, sizes.1)
+            };
+            let _ = writeln!(out, "    environments: {} ({ids}), {each}, {source}", per_env.len());
+            if let Some((a, b)) = t.seed.as_ref().and_then(|s| range(&mut s.iter().map(|&v| v as f64))) {
+                let _ = writeln!(out, "    seed: {a} to {b}");
+            }
+            for (name, v) in &t.params {
+                match range(&mut v.iter().copied()) {
+                    Some((a, b)) => {
+                        let _ = writeln!(out, "    {name}: [{a:.6}, {b:.6}]");
+                    }
+                    None => {
+                        let _ = writeln!(out, "    {name}: (empty)");
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 fn h5err(path: &Path, e: h5::Error) -> Error {
@@ -279,7 +392,8 @@ pub fn read(path: &Path) -> Result<Loaded> {
     check_signature(path)?;
     let e = |err| h5err(path, err);
     let file = h5::File::open(path).map_err(e)?;
-    let mut loaded = Loaded { splits: BTreeMap::new(), attrs: BTreeMap::new(), x: None, t: None };
+    let mut loaded =
+        Loaded { splits: BTreeMap::new(), attrs: BTreeMap::new(), x: None, t: None, env_from_file: BTreeSet::new() };
     for name in file.attr_names().map_err(e)? {
         if let Some(v) = file.attr(&name).ok().and_then(|a| attr_text(&a)) {
             loaded.attrs.insert(name.clone(), v);
@@ -324,50 +438,34 @@ pub fn read(path: &Path) -> Result<Loaded> {
         };
         let names = g.member_names().map_err(e)?;
         seen.push(format!("/{gname}: [{}]", names.join(", ")));
-        let one_d = names.iter().find(|n| n.starts_with("pde_"));
-        let (layout, key) = if let Some(k) = one_d {
-            (Layout::OneD { key: k.clone() }, k.clone())
+        let key = if let Some(k) = names.iter().find(|n| n.starts_with("pde_")) {
+            k.clone()
         } else if names.iter().any(|n| n == "states") {
-            (Layout::TwoD, "states".to_string())
+            "states".to_string()
         } else {
             continue;
         };
         let ds = g.dataset(&key).map_err(e)?;
         let shape = ds.shape();
+        let what = format!("{}: /{gname}/{key}", path.display());
+        // the layout from the key and the rank, checked before the data are read
+        let layout = if key == "states" {
+            states_layout(&what, &shape)?
+        } else if shape.len() == 3 {
+            Layout::OneD { key: key.clone() }
+        } else {
+            return Err(Error::invalid("HDF5", format!("{what} should be (N, T, X), got {shape:?}")));
+        };
         let raw = read_f32(path, &ds, &key)?;
         let (tshape, data) = match &layout {
-            Layout::OneD { .. } => {
-                if shape.len() != 3 {
-                    return Err(Error::invalid(
-                        "HDF5",
-                        format!("{}: /{gname}/{key} should be (N, T, X), got {shape:?}", path.display()),
-                    ));
-                }
-                (vec![shape[0], shape[1], 1, shape[2]], raw)
+            Layout::TwoD | Layout::Geps1D => {
+                // (N, C, space.., T) → (N, T, C, space..)
+                let (n, c, t) = (shape[0], shape[1], shape[shape.len() - 1]);
+                let space = &shape[2..shape.len() - 1];
+                let data = time_last_to_canonical(&raw, n, c, space.iter().product(), t);
+                ([&[n, t, c][..], space].concat(), data)
             }
-            _ => {
-                if shape.len() != 5 {
-                    return Err(Error::invalid(
-                        "HDF5",
-                        format!("{}: /{gname}/states should be (N, C, H, W, T), got {shape:?}", path.display()),
-                    ));
-                }
-                let (n, c, h, w, t) = (shape[0], shape[1], shape[2], shape[3], shape[4]);
-                let mut out = vec![0f32; raw.len()];
-                for i in 0..n {
-                    for ci in 0..c {
-                        for y in 0..h {
-                            for x in 0..w {
-                                for ti in 0..t {
-                                    out[(((i * t + ti) * c + ci) * h + y) * w + x] =
-                                        raw[(((i * c + ci) * h + y) * w + x) * t + ti];
-                                }
-                            }
-                        }
-                    }
-                }
-                (vec![n, t, c, h, w], out)
-            }
+            _ => (vec![shape[0], shape[1], 1, shape[2]], raw),
         };
         let n = tshape[0];
         let mut params = BTreeMap::new();
@@ -378,16 +476,33 @@ pub fn read(path: &Path) -> Result<Loaded> {
                 continue;
             }
             let Ok(d) = g.dataset(m) else { continue };
+            if m == "env" {
+                // the environments decide which trajectories are each other's context: a
+                // malformed `env` is an error, not a silent fall-back to file order
+                let v = read_numbers(&d).filter(|v| v.len() == n && d.shape().first() == Some(&n));
+                let Some(v) = v else {
+                    return Err(Error::invalid(
+                        "HDF5",
+                        format!(
+                            "{}: /{gname}/env should hold one integer environment id per trajectory ({n} numbers, \
+                             shape [{n}]), got shape {:?}; fix it, or delete it to group trajectories by 10 in file \
+                             order",
+                            path.display(),
+                            d.shape()
+                        ),
+                    ));
+                };
+                env = Some(v.iter().map(|&x| x as i64).collect());
+                continue;
+            }
             if d.shape() != [n] {
                 continue;
             }
             let Some(v) = read_numbers(&d) else { continue };
-            match m.as_str() {
-                "env" => env = Some(v.iter().map(|&x| x as i64).collect()),
-                "seed" => seed = Some(v.iter().map(|&x| x as i64).collect()),
-                _ => {
-                    params.insert(m.clone(), v);
-                }
+            if m == "seed" {
+                seed = Some(v.iter().map(|&x| x as i64).collect());
+            } else {
+                params.insert(m.clone(), v);
             }
         }
         // MP-PDE style: parameters as attributes of the data set or the group
@@ -404,6 +519,9 @@ pub fn read(path: &Path) -> Result<Loaded> {
                 }
             }
         }
+        if env.is_some() {
+            loaded.env_from_file.insert(gname.clone());
+        }
         let tr = Trajectories {
             shape: tshape,
             data,
@@ -411,19 +529,81 @@ pub fn read(path: &Path) -> Result<Loaded> {
             env: env.unwrap_or_else(|| (0..n as i64).map(|i| i / 10).collect()),
             seed,
         };
-        tr.check_finite(&format!("{}: /{gname}/{key}", path.display()))?;
+        tr.check_finite(&what)?;
         loaded.splits.insert(gname.clone(), (layout, tr));
     }
     if loaded.splits.is_empty() {
         return Err(Error::invalid(
             "HDF5",
             format!(
-                "{}: no known layout (expected groups train/valid/val/test holding `pde_{{T}}-{{X}}` or `states`, or a \
-                 PDEBench `tensor`); found {}",
+                "{}: no known layout (expected groups train/valid/val/test holding `pde_{{T}}-{{X}}` (N, T, X), \
+                 `states` (N, C, X, T) or `states` (N, C, H, W, T), or a PDEBench `tensor`); found {}",
                 path.display(),
                 if seen.is_empty() { "nothing".to_string() } else { seen.join("; ") }
             ),
         ));
     }
     Ok(loaded)
+}
+
+/// The layout of a `states` data set of `shape` (`what` names it in errors): rank 4 is GEPS 1D
+/// (N, C, X, T), rank 5 is 2D (N, C, H, W, T); both hold 1 to [`MAX_CHANNELS`] channels and no
+/// empty axis but N.
+fn states_layout(what: &str, shape: &[usize]) -> Result<Layout> {
+    const EXPECTED: &str = "`states` is (N, C, X, T) in the GEPS 1D layout or (N, C, H, W, T) in the 2D layout \
+                            (channels first, time last)";
+    let layout = match shape.len() {
+        4 => Layout::Geps1D,
+        5 => Layout::TwoD,
+        r => {
+            return Err(Error::invalid(
+                "HDF5",
+                format!(
+                    "{what} has shape {shape:?} (rank {r}), which fits no layout: {EXPECTED}; rewrite it in one \
+                     of them, or as `pde_{{T}}-{{X}}` (N, T, X) for 1D data"
+                ),
+            ));
+        }
+    };
+    let c = shape[1];
+    if c == 0 {
+        return Err(Error::invalid(
+            "HDF5",
+            format!("{what} has shape {shape:?}: the channel axis of {} is empty; {EXPECTED}", layout.name()),
+        ));
+    }
+    if c > MAX_CHANNELS {
+        return Err(Error::invalid(
+            "HDF5",
+            format!(
+                "{what} has shape {shape:?}: read as {} its channel axis would hold {c} channels (at most \
+                 {MAX_CHANNELS} expected), so its axes are probably in another order; {EXPECTED}: transpose it \
+                 to one of them",
+                layout.name()
+            ),
+        ));
+    }
+    if let Some(k) = (2..shape.len()).find(|&k| shape[k] == 0) {
+        return Err(Error::invalid(
+            "HDF5",
+            format!("{what} has shape {shape:?}: axis {k} of {} is empty; {EXPECTED}", layout.name()),
+        ));
+    }
+    Ok(layout)
+}
+
+/// (N, C, P, T) → (N, T, C, P), where P is the product of the spatial axes.
+fn time_last_to_canonical(raw: &[f32], n: usize, c: usize, points: usize, t: usize) -> Vec<f32> {
+    let mut out = vec![0f32; raw.len()];
+    for i in 0..n {
+        for ci in 0..c {
+            for p in 0..points {
+                let src = ((i * c + ci) * points + p) * t;
+                for (ti, v) in raw[src..src + t].iter().enumerate() {
+                    out[((i * t + ti) * c + ci) * points + p] = *v;
+                }
+            }
+        }
+    }
+    out
 }

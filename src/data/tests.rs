@@ -204,3 +204,243 @@ fn shards_merge_into_the_unsharded_file() {
         .collect();
     assert!(left.is_empty());
 }
+
+/// A distinct value for every (trajectory, channel, point, frame), exact in f32.
+fn value(i: usize, c: usize, p: usize, t: usize) -> f32 {
+    (i * 10_000 + c * 1_000 + p * 10 + t) as f32
+}
+
+/// `states` (N, C, space.., T) of [`value`] (space flattened to points).
+fn states_time_last(n: usize, c: usize, points: usize, t: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n * c * points * t);
+    for i in 0..n {
+        for ci in 0..c {
+            for p in 0..points {
+                v.extend((0..t).map(|ti| value(i, ci, p, ti)));
+            }
+        }
+    }
+    v
+}
+
+/// Writes a GEPS-style group: `states` of `shape` (time last) plus float32 `alpha`..`delta`, int32
+/// `seed` and, when given, int32 `env`.
+fn write_states_group(f: &h5::File, group: &str, shape: &[usize], env: Option<&[i32]>) -> h5::Result<Vec<Vec<f32>>> {
+    let (n, c, t) = (shape[0], shape[1], shape[shape.len() - 1]);
+    let points: usize = shape[2..shape.len() - 1].iter().product();
+    let g = f.create_group(group)?;
+    g.new_dataset::<f32>().shape(shape).create("states")?.write_raw(&states_time_last(n, c, points, t))?;
+    let mut params = Vec::new();
+    for (k, name) in ["alpha", "beta", "gamma", "delta"].iter().enumerate() {
+        let v: Vec<f32> = (0..n).map(|i| 0.3 + 0.1 * k as f32 + 0.01 * i as f32).collect();
+        g.new_dataset::<f32>().shape([n]).create(*name)?.write_raw(&v)?;
+        params.push(v);
+    }
+    let seed: Vec<i32> = (0..n as i32).map(|i| 1_000_000 + i).collect();
+    g.new_dataset::<i32>().shape([n]).create("seed")?.write_raw(&seed)?;
+    if let Some(env) = env {
+        g.new_dataset::<i32>().shape([n]).create("env")?.write_raw(env)?;
+    }
+    Ok(params)
+}
+
+/// Checks every value of `t` (`[N, T, C, spatial..]`) against [`value`] and the parameters,
+/// seeds of [`write_states_group`].
+fn check_states(t: &hdf5::Trajectories, params: &[Vec<f32>]) {
+    let (n, frames, c) = (t.n(), t.frames(), t.channels());
+    let points: usize = t.spatial().iter().product();
+    for i in 0..n {
+        for ti in 0..frames {
+            for ci in 0..c {
+                for p in 0..points {
+                    let got = t.data[((i * frames + ti) * c + ci) * points + p];
+                    assert_eq!(got, value(i, ci, p, ti), "trajectory {i}, frame {ti}, channel {ci}, point {p}");
+                }
+            }
+        }
+    }
+    for (k, name) in ["alpha", "beta", "gamma", "delta"].iter().enumerate() {
+        let want: Vec<f64> = params[k].iter().map(|&v| v as f64).collect();
+        assert_eq!(t.params[*name], want, "{name}");
+    }
+    assert_eq!(t.params.len(), 4, "env and seed are not parameters: {:?}", t.params.keys());
+    assert_eq!(t.seed.as_ref().unwrap(), &(0..n as i64).map(|i| 1_000_000 + i).collect::<Vec<_>>());
+}
+
+#[test]
+fn reads_the_geps_1d_layout_with_and_without_env() {
+    let d = tmpdir("geps1d");
+    let p = d.join("geps.h5");
+    // environments not in blocks of 10: `env` must win over file order
+    let env: Vec<i32> = vec![4, 4, 7, 7, 7, 2, 2, 4, 9, 9, 9, 9];
+    let mut params = Vec::new();
+    write_fixture(&p, |f| {
+        params.push(write_states_group(f, "train", &[12, 1, 8, 5], Some(&env))?);
+        params.push(write_states_group(f, "val", &[3, 1, 8, 5], None)?);
+        // the layout holds channels too
+        params.push(write_states_group(f, "test", &[2, 2, 6, 4], None)?);
+        Ok(())
+    });
+    let l = read(&p).unwrap();
+    let (layout, t) = &l.splits["train"];
+    assert_eq!(layout, &Layout::Geps1D);
+    assert_eq!(t.shape, vec![12, 5, 1, 8], "[N, T, C, X]");
+    // trajectory 3, frame 4, point 6 ← states[3, 0, 6, 4]
+    assert_eq!(t.trajectory(3)[4 * 8 + 6], 30_064.0);
+    check_states(t, &params[0]);
+    assert_eq!(t.env, env.iter().map(|&e| e as i64).collect::<Vec<_>>(), "environments from `env`");
+    assert!(l.env_from_file.contains("train"));
+
+    let (layout, t) = &l.splits["val"];
+    assert_eq!(layout, &Layout::Geps1D);
+    assert_eq!(t.shape, vec![3, 5, 1, 8]);
+    check_states(t, &params[1]);
+    assert_eq!(t.env, vec![0, 0, 0], "positional environments without `env`");
+    assert!(!l.env_from_file.contains("val"));
+
+    let (_, t) = &l.splits["test"];
+    assert_eq!(t.shape, vec![2, 4, 2, 6]);
+    // trajectory 1, frame 3, channel 1, point 5 ← states[1, 1, 5, 3]
+    assert_eq!(t.trajectory(1)[(3 * 2 + 1) * 6 + 5], 11_053.0);
+    check_states(t, &params[2]);
+
+    // `enma inspect` shows the layout, shapes, environments and parameter ranges
+    let s = l.summary();
+    for want in [
+        "/train: GEPS 1D `states` (N, C, X, T)",
+        "stored [12, 1, 8, 5] -> [N, T, C, space..] = [12, 5, 1, 8]",
+        "environments: 4 (ids 2 to 9), 2 to 4 trajectories each, from the file's `env`",
+        "environments: 1 (ids 0 to 0), 3 trajectories each, by file order",
+        "alpha: [0.300000, 0.410000]",
+        "delta: [0.600000, 0.710000]",
+        "seed: 1000000 to 1000011",
+        "stored [2, 2, 6, 4] -> [N, T, C, space..] = [2, 4, 2, 6]",
+    ] {
+        assert!(s.contains(want), "`{want}` missing from:\n{s}");
+    }
+}
+
+#[test]
+fn reads_the_2d_states_layout_with_and_without_env() {
+    let d = tmpdir("states2d");
+    let p = d.join("states2d.h5");
+    let env: Vec<i32> = vec![1, 0, 1];
+    let mut params = Vec::new();
+    write_fixture(&p, |f| {
+        params.push(write_states_group(f, "train", &[3, 2, 3, 4, 5], Some(&env))?);
+        params.push(write_states_group(f, "val", &[2, 1, 4, 3, 6], None)?);
+        Ok(())
+    });
+    let l = read(&p).unwrap();
+    let (layout, t) = &l.splits["train"];
+    assert_eq!(layout, &Layout::TwoD);
+    assert_eq!(t.shape, vec![3, 5, 2, 3, 4], "[N, T, C, H, W]");
+    // trajectory 2, frame 1, channel 1, y 2, x 3 ← states[2, 1, 2, 3, 1] (point 2·4 + 3 = 11)
+    assert_eq!(t.trajectory(2)[((2 + 1) * 3 + 2) * 4 + 3], 21_111.0);
+    check_states(t, &params[0]);
+    assert_eq!(t.env, vec![1, 0, 1]);
+    assert!(l.env_from_file.contains("train"));
+    let (layout, t) = &l.splits["val"];
+    assert_eq!(layout, &Layout::TwoD);
+    assert_eq!(t.shape, vec![2, 6, 1, 4, 3]);
+    check_states(t, &params[1]);
+    assert_eq!(t.env, vec![0, 0]);
+    assert!(!l.env_from_file.contains("val"));
+    let s = l.summary();
+    assert!(s.contains("/train: 2D `states` (N, C, H, W, T)") && s.contains("stored [3, 2, 3, 4, 5]"), "{s}");
+}
+
+#[test]
+fn states_that_fit_no_layout_are_clear_errors() {
+    let d = tmpdir("states-bad");
+    let states = |name: &str, shape: &[usize]| -> String {
+        let p = d.join(format!("{name}.h5"));
+        let len: usize = shape.iter().product();
+        write_fixture(&p, |f| {
+            f.create_group("train")?.new_dataset::<f32>().shape(shape).create("states")?.write_raw(&vec![0.5f32; len])
+        });
+        match read(&p) {
+            Err(e @ crate::Error::Invalid { .. }) => e.to_string(),
+            other => panic!("{name}: expected an Invalid error, got {other:?}"),
+        }
+    };
+    for (name, shape) in [("rank3", vec![4, 8, 5]), ("rank6", vec![2, 1, 2, 2, 2, 3])] {
+        let e = states(name, &shape);
+        assert!(
+            e.contains("/train/states") && e.contains(&format!("{shape:?}")) && e.contains("fits no layout"),
+            "{e}"
+        );
+        assert!(e.contains("(N, C, X, T)") && e.contains("(N, C, H, W, T)"), "the layouts expected: {e}");
+    }
+    // a 1D file stored (N, X, T, C): its "channel" axis is the 128 points
+    let e = states("1d-order", &[10, 128, 20, 1]);
+    assert!(e.contains("[10, 128, 20, 1]") && e.contains("128 channels") && e.contains("GEPS 1D"), "{e}");
+    assert!(e.contains("(N, C, H, W, T)"), "{e}");
+    // a 2D file stored (N, H, W, T, C)
+    let e = states("2d-order", &[2, 16, 16, 3, 1]);
+    assert!(e.contains("16 channels") && e.contains("2D `states`"), "{e}");
+    let e = states("no-channels", &[2, 0, 8, 5]);
+    assert!(e.contains("[2, 0, 8, 5]") && e.contains("channel axis") && e.contains("empty"), "{e}");
+    let e = states("no-frames", &[2, 1, 8, 0]);
+    assert!(e.contains("axis 3") && e.contains("empty"), "{e}");
+
+    // an `env` that is not one id per trajectory is an error, not a silent fall-back
+    let p = d.join("bad-env.h5");
+    write_fixture(&p, |f| {
+        write_states_group(f, "train", &[4, 1, 8, 5], None)?;
+        f.group("train")?.new_dataset::<i32>().shape([3]).create("env")?.write_raw(&[0, 0, 1])
+    });
+    let e = read(&p).unwrap_err().to_string();
+    assert!(e.contains("/train/env") && e.contains("[3]") && e.contains("4 numbers"), "{e}");
+
+    // the no-layout message lists the states layouts too
+    let p = d.join("nothing.h5");
+    write_fixture(&p, |f| {
+        f.create_group("train")?.new_dataset::<f32>().shape([2]).create("u")?.write_raw(&[0.0f32; 2])?;
+        Ok(())
+    });
+    let e = read(&p).unwrap_err().to_string();
+    assert!(e.contains("no known layout") && e.contains("(N, C, X, T)") && e.contains("/train: [u]"), "{e}");
+}
+
+#[test]
+fn geps_files_train_through_load_data_with_subsampling() {
+    use super::generate::PdeName;
+    let d = tmpdir("geps-load");
+    // one file of three splits, linked under the names `enma generate` uses
+    let p = d.join("combined_train.h5");
+    let env: Vec<i32> = (0..6).map(|i| i / 3).collect();
+    write_fixture(&p, |f| {
+        write_states_group(f, "train", &[6, 1, 16, 9], Some(&env))?;
+        write_states_group(f, "val", &[2, 1, 16, 9], None)?;
+        write_states_group(f, "test", &[4, 1, 16, 9], Some(&[5, 5, 6, 6]))?;
+        Ok(())
+    });
+    std::fs::copy(&p, d.join("combined_test.h5")).unwrap();
+    let mut cfg =
+        crate::config::RunConfig::load("micro", &["data.time_step=2".into(), "data.space_step=4".into()]).unwrap().data;
+    (cfg.max_train, cfg.max_test) = (0, 0);
+    let train = crate::run::load_data(&d, &cfg, PdeName::Combined, Split::Train).unwrap();
+    assert_eq!(train.shape, vec![6, 5, 1, 4], "9 frames → 5, 16 points → 4");
+    for i in 0..6 {
+        for t in 0..5 {
+            for x in 0..4 {
+                assert_eq!(train.trajectory(i)[t * 4 + x], value(i, 0, 4 * x, 2 * t), "trajectory {i}, frame {t}");
+            }
+        }
+    }
+    assert_eq!(train.env, vec![0, 0, 0, 1, 1, 1]);
+    assert_eq!(train.params["alpha"].len(), 6);
+    let test = crate::run::load_data(&d, &cfg, PdeName::Combined, Split::InD).unwrap();
+    assert_eq!((test.n(), test.env.clone()), (4, vec![5, 5, 6, 6]), "the `test` group for the In-D split");
+
+    // several groups and none named for the split: an error naming them
+    let q = d.join("combined_ood.h5");
+    write_fixture(&q, |f| {
+        write_states_group(f, "a", &[2, 1, 4, 3], None)?;
+        write_states_group(f, "b", &[2, 1, 4, 3], None)?;
+        Ok(())
+    });
+    let e = crate::run::load_data(&d, &cfg, PdeName::Combined, Split::OutD).unwrap_err().to_string();
+    assert!(e.contains("`a`, `b`") && e.contains("no `test`"), "{e}");
+}
