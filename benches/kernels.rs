@@ -101,17 +101,20 @@ fn rand(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn bench_matmul(gpu: &Gpu, n: usize, kernel: MatmulKernel) -> Result<Row> {
+/// `kernel`: `None` is the library's choice (the autotuner's, or the built-in rule under
+/// `ENMA_TUNE=off`), named in the row.
+fn bench_matmul(gpu: &Gpu, n: usize, kernel: Option<MatmulKernel>) -> Result<Row> {
     let a = Tensor::from_slice(gpu, &rand(n * n, 1), &[n, n])?;
     let b = Tensor::from_slice(gpu, &rand(n * n, 2), &[n, n])?;
-    let (d, method) = measure(gpu, || ops::matmul_with(&a, &b, None, false, false, Some(kernel)).map(drop))?;
+    let (d, method) = measure(gpu, || ops::matmul_with(&a, &b, None, false, false, kernel).map(drop))?;
     let ms = d.as_secs_f64() * 1e3;
     let flops = 2.0 * (n as f64).powi(3);
+    let lanes = ops::matmul::subgroup_lanes(gpu).unwrap_or(0);
+    let name = |k: &MatmulKernel| k.name().replace("subgroup", &format!("subgroup{lanes}"));
     Ok(Row {
         kernel: match kernel {
-            MatmulKernel::Tiled(t) => format!("matmul tiled {}x{} wg{}x{}", t.tm, t.tn, t.wg_x, t.wg_y),
-            MatmulKernel::Subgroup8 { cn } => format!("matmul subgroup8 cn{cn}"),
-            MatmulKernel::Shared => "matmul shared-memory 128x128".to_string(),
+            Some(k) => format!("matmul {}", name(&k)),
+            None => format!("matmul {} ({})", chosen(gpu, &format!("matmul {n}x{n}x{n} ")), tuned_or_rules(gpu)),
         },
         shape: format!("{n}x{n}x{n}"),
         dtype: "f32",
@@ -120,6 +123,15 @@ fn bench_matmul(gpu: &Gpu, n: usize, kernel: MatmulKernel) -> Result<Row> {
         method,
         per_iter: None,
     })
+}
+
+/// What the library picked for the tuning key starting with `prefix` (`?` if nothing was).
+fn chosen(gpu: &Gpu, prefix: &str) -> String {
+    gpu.tune_used().into_iter().find(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).unwrap_or_else(|| "?".into())
+}
+
+fn tuned_or_rules(gpu: &Gpu) -> &'static str {
+    if gpu.tuning_enabled() { "tuned" } else { "rules" }
 }
 
 /// A memory-bound case: `bytes` moved per run.
@@ -151,15 +163,37 @@ fn bench_rms_norm(gpu: &Gpu, rows: usize, c: usize) -> Result<Row> {
 /// Plain softmax attention softmax(q·kᵀ/√d)·v over [batch·heads, tokens, head dim].
 /// Self-attention over [batch, heads, tokens, head dim]: the flash kernel (`flash`) or the
 /// plain path (score matrix, softmax, two matmuls).
-fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, flash: bool, backward: bool) -> Result<Row> {
+/// `block`: a block-causal mask with frames of that many tokens (an additive mask on the plain
+/// path).
+#[allow(clippy::too_many_arguments)]
+fn bench_attention(
+    gpu: &Gpu,
+    b: usize,
+    h: usize,
+    t: usize,
+    hd: usize,
+    block: Option<usize>,
+    flash: bool,
+    backward: bool,
+) -> Result<Row> {
     use enma::ops::flash_attention::AttentionOptions;
     let n = b * h * t * hd;
+    let mask = match block {
+        Some(f) => {
+            let m: Vec<f32> = (0..t * t).map(|e| if (e % t) / f <= (e / t) / f { 0.0 } else { -1e9 }).collect();
+            Some(Tensor::from_slice(gpu, &m, &[t, t])?)
+        }
+        None => None,
+    };
     let (q, k, v) = (
         Tensor::from_slice(gpu, &rand(n, 8), &[b, h, t, hd])?,
         Tensor::from_slice(gpu, &rand(n, 9), &[b, h, t, hd])?,
         Tensor::from_slice(gpu, &rand(n, 10), &[b, h, t, hd])?,
     );
-    let opts = AttentionOptions::new(hd);
+    let opts = match block {
+        Some(f) => AttentionOptions::new(hd).block_causal(f),
+        None => AttentionOptions::new(hd),
+    };
     let (d, method, per_iter) = measure_with(gpu, false, || {
         let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
         let (qv, kv, vv) = (tape.leaf(q.clone()), tape.leaf(k.clone()), tape.leaf(v.clone()));
@@ -167,12 +201,11 @@ fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, flash: bo
             qv.flash_attention(&kv, &vv, &opts)?
         } else {
             let flat = |x: &enma::Var| x.reshape(&[b * h, t, hd]);
-            flat(&qv)?.matmul(&flat(&kv)?, None, false, true)?.scale(opts.scale)?.softmax()?.matmul(
-                &flat(&vv)?,
-                None,
-                false,
-                false,
-            )?
+            let mut scores = flat(&qv)?.matmul(&flat(&kv)?, None, false, true)?.scale(opts.scale)?;
+            if let Some(m) = &mask {
+                scores = scores.add(&tape.constant(m.clone()))?;
+            }
+            scores.softmax()?.matmul(&flat(&vv)?, None, false, false)?
         };
         if backward {
             o.sum_all()?.backward()?;
@@ -182,8 +215,9 @@ fn bench_attention(gpu: &Gpu, b: usize, h: usize, t: usize, hd: usize, flash: bo
     let flops = 4.0 * (b * h) as f64 * (t * t * hd) as f64 * if backward { 3.0 } else { 1.0 };
     Ok(Row {
         kernel: format!(
-            "attention {}{}",
+            "attention {}{}{}",
             if flash { "flash" } else { "plain" },
+            if block.is_some() { " block-causal" } else { "" },
             if backward { " fwd+bwd" } else { " fwd" }
         ),
         shape: format!("b{b} h{h} t{t} d{hd}"),
@@ -554,28 +588,48 @@ fn run() -> Result<()> {
     let mut rows = Vec::new();
     if keep("matmul") {
         for n in [256, 512, 1024] {
-            rows.push(bench_matmul(&gpu, n, MatmulKernel::auto(&gpu, n, n, n))?);
+            rows.push(bench_matmul(&gpu, n, None)?);
         }
     }
     if args.sweep {
         // Every kernel variant at 1024³ (the default choice is marked by `auto` above).
-        if gpu.subgroup_size() == Some(8) {
+        if ops::matmul::subgroup_lanes(&gpu).is_some() {
             for cn in [1, 2] {
-                rows.push(bench_matmul(&gpu, 1024, MatmulKernel::Subgroup8 { cn })?);
+                rows.push(bench_matmul(&gpu, 1024, Some(MatmulKernel::Subgroup { cn }))?);
             }
         }
-        rows.push(bench_matmul(&gpu, 1024, MatmulKernel::Shared)?);
+        rows.push(bench_matmul(&gpu, 1024, Some(MatmulKernel::Shared))?);
         for tm in [4, 8] {
             for tn in [4, 8] {
                 for (wx, wy) in [(8, 8), (16, 16), (32, 2), (16, 4)] {
-                    rows.push(bench_matmul(
-                        &gpu,
-                        1024,
-                        MatmulKernel::Tiled(MatmulTiles { tm, tn, wg_x: wx, wg_y: wy }),
-                    )?);
+                    let tiles = MatmulTiles { tm, tn, wg_x: wx, wg_y: wy };
+                    rows.push(bench_matmul(&gpu, 1024, Some(MatmulKernel::Tiled(tiles)))?);
                 }
             }
         }
+    }
+    if keep("peer") {
+        // the shapes of the comparison with burn (README, "beside other engines"): matmul,
+        // block-causal attention with 16-token frames, causal 3×3×3 convolutions, a transformer
+        // training step
+        rows.push(bench_matmul(&gpu, 1024, None)?);
+        for (b, h, t, hd) in [(8, 4, 176, 16), (16, 8, 512, 64)] {
+            for backward in [false, true] {
+                for flash in [true, false] {
+                    match bench_attention(&gpu, b, h, t, hd, Some(16), flash, backward) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => println!("attention b{b} h{h} t{t} d{hd}: skipped ({e})"),
+                    }
+                }
+            }
+        }
+        use enma::ops::conv_causal::ConvMethod::Auto;
+        for (shape, c_out) in [([8, 20, 32, 32, 16], 16), ([8, 11, 16, 16, 32], 32)] {
+            for backward in [false, true] {
+                rows.push(bench_conv(&gpu, "peer", &shape, c_out, 3, 3, Auto, backward)?);
+            }
+        }
+        rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);
     }
     if keep("add") {
         rows.push(bench_add(&gpu, 16 << 20)?);
@@ -592,12 +646,14 @@ fn run() -> Result<()> {
     if keep("attention") {
         for backward in [false, true] {
             for flash in [false, true] {
-                rows.push(bench_attention(&gpu, 16, 4, 176, 16, flash, backward)?);
-                // the plain path's 64 × 1024 × 1024 score matrix may exceed the binding limit
-                match bench_attention(&gpu, 8, 8, 1024, 64, flash, backward) {
+                rows.push(bench_attention(&gpu, 16, 4, 176, 16, None, flash, backward)?);
+                // the plain path's score matrix may exceed the binding limit; the flash kernels
+                // may exceed a software driver's loop budget
+                match bench_attention(&gpu, 8, 8, 1024, 64, None, flash, backward) {
                     Ok(r) => rows.push(r),
-                    Err(e) if !flash => println!("attention plain b8 h8 t1024 d64: skipped ({e})"),
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        println!("attention {} b8 h8 t1024 d64: skipped ({e})", if flash { "flash" } else { "plain" })
+                    }
                 }
             }
         }

@@ -71,7 +71,7 @@ fn the_cli_runs_the_whole_pipeline_and_resumes_exactly() {
     let l = losses(&d.join("runs/vae"));
     assert_eq!(l.len(), 24);
     assert!(l.iter().all(|v| v.is_finite()) && l[23] < l[0], "VAE loss {l:?}");
-    for f in ["config.toml", "meta.json", "model.safetensors", "optimizer.safetensors", "metrics.jsonl"] {
+    for f in ["config.toml", "meta.json", "model.safetensors", "optimizer.safetensors", "metrics.jsonl", "tune.json"] {
         assert!(d.join("runs/vae").join(f).is_file(), "{f}");
     }
 

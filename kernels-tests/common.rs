@@ -37,6 +37,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     }
 }
 
+/// The absolute error WGSL allows `sin` and `cos` of f32 on [−π, π] (2⁻¹¹; the spec bounds
+/// nothing outside, every adapter here range-reduces to that accuracy). Lavapipe is far closer,
+/// SwiftShader uses about half of it: tests of trigonometric results hold every adapter to this.
+pub const WGSL_TRIG_ABS: f32 = 1.0 / 2048.0;
+
 /// Checks an op's forward against `cpu_f` and its backward against central finite differences of
 /// `cpu_f` in f64. The scalar loss is Σ w·f(x) with fixed random weights w, so every output
 /// element's gradient path is exercised. `gpu_f` builds the op on leaf variables.
@@ -48,6 +53,21 @@ pub fn check_grads(
     gpu_f: impl Fn(&[enma::Var]) -> enma::Result<enma::Var>,
     cpu_f: impl Fn(&[Vec<f64>]) -> Vec<f64>,
     tol: f64,
+) {
+    check_grads_atol(name, g, inputs, gpu_f, cpu_f, tol, 0.0)
+}
+
+/// [`check_grads`], with an absolute forward tolerance of at least `fwd_atol` (the WGSL
+/// precision of a transcendental, e.g. [`WGSL_TRIG_ABS`]).
+#[track_caller]
+pub fn check_grads_atol(
+    name: &str,
+    g: &enma::Gpu,
+    inputs: &[(Vec<f32>, Vec<usize>)],
+    gpu_f: impl Fn(&[enma::Var]) -> enma::Result<enma::Var>,
+    cpu_f: impl Fn(&[Vec<f64>]) -> Vec<f64>,
+    tol: f64,
+    fwd_atol: f64,
 ) {
     use enma::{Tape, Tensor};
     let tape = Tape::new(g);
@@ -61,7 +81,7 @@ pub fn check_grads(
     let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     for (i, (&g32, &w64)) in got.iter().zip(&want).enumerate() {
         assert!(
-            (g32 as f64 - w64).abs() <= 1e-5 * scale + 1e-4 * w64.abs(),
+            (g32 as f64 - w64).abs() <= (1e-5 * scale + 1e-4 * w64.abs()).max(fwd_atol),
             "{name}: forward element {i}: got {g32}, want {w64}"
         );
     }

@@ -75,9 +75,9 @@ fn an_unknown_backend_name_is_an_error() {
     if std::env::var("WGPU_BACKEND").is_ok() {
         return;
     }
-    let e = Gpu::new(enma::GpuOptions { backends: Some("glide".into()), adapter_name: None }).unwrap_err();
+    let e = Gpu::new(enma::GpuOptions { backends: Some("glide".into()), adapter_name: None, tune: None }).unwrap_err();
     assert!(e.to_string().contains("glide"), "{e}");
-    let e = Gpu::new(enma::GpuOptions { backends: None, adapter_name: Some("no-such-adapter-xyz".into()) });
+    let e = Gpu::new(enma::GpuOptions { backends: None, adapter_name: Some("no-such-adapter-xyz".into()), tune: None });
     if std::env::var("WGPU_ADAPTER_NAME").is_err() {
         let msg = e.unwrap_err().to_string();
         assert!(msg.contains("no GPU adapter") && msg.contains("mesa-vulkan-drivers"), "{msg}");

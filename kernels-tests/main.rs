@@ -32,6 +32,7 @@ mod swiglu;
 mod tape;
 mod tensor;
 mod train;
+mod tune;
 mod unary;
 mod vae;
 mod vae_blocks;

@@ -80,3 +80,40 @@ fn same_input_gives_bitwise_same_output() {
     let b = ops::sum(&x, 0, false).unwrap().to_vec().unwrap();
     assert_eq!(a[0].to_bits(), b[0].to_bits());
 }
+
+#[test]
+fn axes_longer_than_a_loop_may_run_are_summed_whole() {
+    // lavapipe stops a loop after 65,535 iterations: an axis longer than that, reduced by one
+    // invocation, lost its tail (a [70000, 2] sum over axis 0 gave 65535). Strided and
+    // contiguous axes, ragged and whole chunks, every op, both keepdims.
+    let g = gpu();
+    for (outer, len, inner) in [(1, 70_001, 2), (3, 65_536 * 2, 1), (2, 100_000, 1), (70, 66_000, 1)] {
+        let v: Vec<f32> = (0..outer * len * inner).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let x = Tensor::from_slice(&g, &v, &[outer, len, inner]).unwrap();
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+            for keepdim in [false, true] {
+                let y = ops::reduce(&x, 1, op, keepdim).unwrap();
+                let want_shape = if keepdim { vec![outer, 1, inner] } else { vec![outer, inner] };
+                assert_eq!(y.shape(), want_shape.as_slice());
+                let got = y.to_vec().unwrap();
+                for o in 0..outer {
+                    for i in 0..inner {
+                        let col = (0..len).map(|l| v[(o * len + l) * inner + i] as f64);
+                        let want = match op {
+                            ReduceOp::Sum => col.sum::<f64>(),
+                            ReduceOp::Mean => col.sum::<f64>() / len as f64,
+                            ReduceOp::Max => col.fold(f64::MIN, f64::max),
+                            ReduceOp::Min => col.fold(f64::MAX, f64::min),
+                        };
+                        let e = (got[o * inner + i] as f64 - want).abs();
+                        assert!(
+                            e <= 2e-6 * want.abs().max(1.0),
+                            "{op:?} {outer}x{len}x{inner}: got {}, want {want}",
+                            got[o * inner + i]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -18,7 +18,13 @@ cargo build --release --benches --examples
 ./target/release/enma info
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# the autotuner's choices go to a fresh cache unless one is given: the suite measures them itself
+if [ -z "${ENMA_CACHE_DIR:-}" ]; then
+    export ENMA_CACHE_DIR=$(mktemp -d)
+    trap 'rm -rf "$log" "$ENMA_CACHE_DIR"' EXIT
+else
+    trap 'rm -f "$log"' EXIT
+fi
 status=0
 cargo test --release "$@" 2>&1 | tee "$log" || status=$?
 # The embedding example (a host device shared with enma, a rollout kept on the GPU, the host's

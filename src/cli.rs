@@ -292,3 +292,31 @@ pub fn quickstart(
     );
     Ok(())
 }
+
+/// Prints the autotuner's choices for this adapter (`enma tune`): per op and shape class, the
+/// kernel picked and the median time of each candidate.
+pub fn print_tune(gpu: &enma::Gpu, json: bool) -> enma::Result<()> {
+    let table = gpu.tune_table();
+    let file = gpu.tune_cache_file();
+    if json {
+        let v = serde_json::json!({
+            "adapter": gpu.adapter().name, "driver": gpu.adapter().driver_info,
+            "cache": file, "tuning": gpu.tuning_enabled(), "choices": table,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("adapter {} ({})", gpu.adapter().name, gpu.adapter().driver_info);
+    match &file {
+        Some(f) => println!("cache   {}", f.display()),
+        None => println!("cache   none (no cache folder: set ENMA_CACHE_DIR)"),
+    }
+    if table.is_empty() {
+        println!("no choices yet: `enma tune --preset P` measures them (or any run does, on first use)");
+    }
+    for (key, c) in &table {
+        let times: Vec<String> = c.times_ms.iter().map(|(k, ms)| format!("{k} {ms:.3}")).collect();
+        println!("{key:<56} -> {:<18} [{} ms]", c.pick, times.join(", "));
+    }
+    Ok(())
+}

@@ -41,6 +41,6 @@ pub mod train;
 
 pub use autodiff::{Gradients, Init, Param, ParamStore, Tape, Var};
 pub use error::{Error, Result};
-pub use gpu::{DType, Gpu, GpuOptions, PoolStats, RuntimeStats, Tensor, TimingMethod};
+pub use gpu::{DType, Gpu, GpuOptions, PoolStats, RuntimeStats, Tensor, TimingMethod, TuneChoice, TuneSettings};
 /// The wgpu version enma is built on, for hosts that share their device.
 pub use wgpu;

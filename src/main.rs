@@ -229,6 +229,25 @@ enum Command {
         out: PathBuf,
         shards: Vec<PathBuf>,
     },
+    /// Fill the autotuner's cache for a preset (a few training steps of both stages and a
+    /// rollout on its data, measuring every kernel variant on its shapes), or show the cache.
+    Tune {
+        #[arg(long, default_value = "advection-tiny")]
+        preset: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Data folder (default data/<dataset>-<size>; `enma generate` makes it).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Only list the cached choices of this adapter, with the time of each candidate.
+        #[arg(long)]
+        show: bool,
+        /// Print the choices as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Print the adapter, backend, driver, features and limits enma will use.
     Info {
         /// Print one JSON object instead of text.
@@ -241,7 +260,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> enma::Result<()> {
-    let options = GpuOptions { backends: cli.backend, adapter_name: cli.adapter };
+    let options = GpuOptions { backends: cli.backend, adapter_name: cli.adapter, tune: None };
     match cli.command {
         Command::Generate { dataset, preset, out, seed, shard, splits, full, gs_as_printed, yes, quiet } => {
             let mut cfg = GenConfig::new(PdeName::parse(&dataset)?, Preset::parse(&preset)?, seed);
@@ -395,6 +414,19 @@ fn run(cli: Cli) -> enma::Result<()> {
         Command::Merge { out, shards } => {
             enma::data::generate::merge(&shards, &out)?;
             println!("merged {} shards into {}", shards.len(), out.display());
+        }
+        Command::Tune { preset, sets, data, show, json, quiet } => {
+            let gpu = Gpu::new(options)?;
+            if !show {
+                if !gpu.tuning_enabled() {
+                    return Err(enma::Error::invalid("enma tune", "ENMA_TUNE=off: unset it to measure the kernels"));
+                }
+                let cfg = enma::config::RunConfig::load(&preset, &sets)?;
+                let data =
+                    data.unwrap_or_else(|| PathBuf::from(format!("data/{}-{}", cfg.data.dataset, cfg.data.size)));
+                enma::run::tune_preset(&gpu, &preset, &sets, &data, quiet || json)?;
+            }
+            cli::print_tune(&gpu, json)?;
         }
         Command::Info { json, all: true } => {
             let list = Gpu::adapters(&options)?;

@@ -213,6 +213,8 @@ impl Monitor for Logger<'_> {
         meta["seconds"] = serde_json::json!(self.seconds());
         meta["final_loss"] = serde_json::json!(self.last);
         meta["complete"] = serde_json::json!(steps_done == self.total);
+        // the kernels the run used, so that `--resume` computes with the same ones
+        save_tune_choices(self.dir, self.store.gpu())?;
         crate::checkpoint::save_training(self.dir, self.store, &opt.state()?, &meta)
     }
 }
@@ -238,6 +240,19 @@ pub struct TrainOptions {
     pub until: Option<u64>,
 }
 
+/// The file of a run folder that holds the autotuner's choices the run used (key → kernel).
+pub const TUNE_FILE: &str = "tune.json";
+
+/// Writes the choices `gpu` has used to the run folder's [`TUNE_FILE`], merged with those already
+/// there (a resumed run keeps the earlier ones).
+pub fn save_tune_choices(dir: &Path, gpu: &Gpu) -> Result<()> {
+    let path = dir.join(TUNE_FILE);
+    let mut all = crate::gpu::tune::read_choices(&path)?.unwrap_or_default();
+    all.extend(gpu.tune_used());
+    let bytes = serde_json::to_vec_pretty(&all).map_err(|e| Error::invalid("tune.json", e.to_string()))?;
+    crate::checkpoint::write_atomic(&path, &bytes)
+}
+
 /// How to start: fresh (writing `config.toml`) or from the folder's last checkpoint.
 fn start_point(
     dir: &Path,
@@ -250,7 +265,15 @@ fn start_point(
     if !resume {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         crate::checkpoint::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+        // a fresh run in an old folder: the old run's kernel choices are not this one's
+        match std::fs::remove_file(dir.join(TUNE_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(dir)(e)),
+            _ => {}
+        }
         return Ok((Start { resume: None, checkpoint_every: every, stop_at: until }, 0.0));
+    }
+    if let Some(choices) = crate::gpu::tune::read_choices(&dir.join(TUNE_FILE))? {
+        store.gpu().pin_tune_choices(&choices);
     }
     let meta = crate::checkpoint::load(dir, store)?;
     let step: u64 = meta_field(dir, &meta, "step")?;
@@ -647,4 +670,30 @@ pub fn rollout_to_file(
     }
     hdf5::write(out, g.vae.dataset.group(split), &samples, &attrs)?;
     Ok(scores)
+}
+
+/// Fills the autotuner's cache for `spec` (a preset or .toml file, with `sets`) on `gpu`: a few
+/// steps of each training stage on the data in `data`, then a rollout of one In-D trajectory,
+/// in a temporary run folder (removed afterwards); the kernels then run on the preset's own
+/// shapes, so a later run measures nothing.
+pub fn tune_preset(gpu: &Gpu, spec: &str, sets: &[String], data: &Path, quiet: bool) -> Result<()> {
+    let mut sets = sets.to_vec();
+    // 6 steps: the generator's in-context steps (probability ½ each) are almost surely among them
+    sets.extend(
+        ["vae.train.steps=2", "gen.train.steps=6", "vae.train.checkpoint_every=0", "gen.train.checkpoint_every=0"]
+            .map(String::from),
+    );
+    let cfg = RunConfig::load(spec, &sets)?;
+    let tmp = std::env::temp_dir().join(format!("enma-tune-{}-{}", std::process::id(), cfg.name));
+    let result = (|| {
+        let opts = TrainOptions { quiet, until: None };
+        let (vae, gen_dir) = (tmp.join("vae"), tmp.join("generator"));
+        train(gpu, &cfg, Stage::Vae, data, &vae, None, &opts)?;
+        train(gpu, &cfg, Stage::Generator, data, &gen_dir, Some(&vae), &opts)?;
+        let rollout = cfg.rollout();
+        let out = tmp.join("rollout.h5");
+        rollout_to_file(gpu, &gen_dir, data, Split::InD, 1, &rollout, &out, |_| {}).map(drop)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
 }

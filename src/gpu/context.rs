@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::encoder::Recorder;
 use super::kernels::KernelCache;
 use super::pool::{Pool, PoolStats};
+use super::tune::{TuneSettings, Tuner};
 use crate::error::{Error, Result};
 
 /// Bytes of immediate data (push constants) every enma kernel may use. Vulkan guarantees 128.
@@ -47,6 +48,8 @@ pub struct GpuOptions {
     pub backends: Option<String>,
     /// Only adapters whose name contains this (case-insensitive).
     pub adapter_name: Option<String>,
+    /// The autotuner (`None`: from `ENMA_TUNE` and the cache folder's variables).
+    pub tune: Option<TuneSettings>,
 }
 
 /// What enma knows about the adapter it runs on (printed by `enma info`).
@@ -112,6 +115,7 @@ pub(crate) struct Inner {
     pub(crate) limits: wgpu::Limits,
     pub(crate) state: Mutex<State>,
     pub(crate) kernels: Mutex<KernelCache>,
+    pub(crate) tuner: Mutex<Tuner>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
     /// Errors wgpu could not attribute to a scope (owned devices only).
@@ -345,7 +349,7 @@ impl Gpu {
                 v.push(e.to_string());
             }
         }));
-        Ok(Self::build(device, queue, info, true, uncaptured))
+        Ok(Self::build(device, queue, info, true, uncaptured, options.tune.unwrap_or_default()))
     }
 
     /// Wraps a device and queue that a host application created. The host keeps ownership (the
@@ -357,7 +361,7 @@ impl Gpu {
         if !missing.is_empty() {
             return Err(Error::DeviceUnsupported { adapter: info.name.clone(), missing });
         }
-        Ok(Self::build(device, queue, info, false, Arc::new(Mutex::new(Vec::new()))))
+        Ok(Self::build(device, queue, info, false, Arc::new(Mutex::new(Vec::new())), TuneSettings::default()))
     }
 
     fn build(
@@ -366,6 +370,7 @@ impl Gpu {
         info: wgpu::AdapterInfo,
         owned: bool,
         uncaptured: Arc<Mutex<Vec<String>>>,
+        tune: TuneSettings,
     ) -> Gpu {
         let features = device.features();
         let limits = device.limits();
@@ -395,6 +400,7 @@ impl Gpu {
             owned,
         };
         let pool = Pool::new(&limits);
+        let tuner = Tuner::new(tune, &desc.name, &desc.backend, &desc.driver, &desc.driver_info);
         Gpu {
             inner: Arc::new(Inner {
                 device,
@@ -404,6 +410,7 @@ impl Gpu {
                 limits,
                 state: Mutex::new(State { pool, rec: Recorder::new() }),
                 kernels: Mutex::new(KernelCache::default()),
+                tuner: Mutex::new(tuner),
                 lost,
                 uncaptured,
                 completed: Arc::new(AtomicU64::new(0)),
@@ -441,6 +448,14 @@ impl Gpu {
         let d = &self.inner.desc;
         (self.inner.features.contains(wgpu::Features::SUBGROUP) && d.subgroup_min_size == d.subgroup_max_size)
             .then_some(d.subgroup_min_size)
+    }
+
+    /// Whether the adapter is one of Mesa's llvmpipe-based drivers (lavapipe, llvmpipe through
+    /// GL), which stop every loop of a shader invocation after 65,535 passes in all: kernels
+    /// split their work to stay below that (see `ops::LOOP_BUDGET`).
+    pub fn loop_capped(&self) -> bool {
+        self.inner.desc.name.to_ascii_lowercase().contains("llvmpipe")
+            || self.inner.desc.driver.to_ascii_lowercase().contains("llvmpipe")
     }
 
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).

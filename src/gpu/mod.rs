@@ -6,6 +6,7 @@ pub mod kernels;
 pub mod pool;
 pub mod tensor;
 pub mod timing;
+pub mod tune;
 
 pub use context::{
     AdapterDesc, Gpu, GpuOptions, IMMEDIATE_BYTES, LimitsDesc, optional_features, required_features, required_limits,
@@ -15,6 +16,7 @@ pub use kernels::{ALL_SHADERS, Shader, capabilities_for, validate_wgsl};
 pub use pool::PoolStats;
 pub use tensor::{DType, Tensor};
 pub use timing::{ProfileEntry, TimingMethod};
+pub use tune::{TuneChoice, TuneSettings};
 
 /// Workgroups for `n` threads in groups of `wg`, folded into two dimensions when one would
 /// exceed `max_per_dim`. Kernels recover the linear id as

@@ -4,6 +4,7 @@
 
 use crate::autodiff::{Init, ParamStore, Tape, Var};
 use crate::error::{Error, Result};
+use crate::gpu::tune::bucket;
 use crate::gpu::{Gpu, Tensor};
 use crate::nn::{LayerNorm, Linear};
 use crate::ops::random::Philox;
@@ -153,8 +154,8 @@ impl FlowHead {
     /// Samples `[N, dim]` for conditions `cond` `[N, cond]`: the midpoint method from r = 0 to 1
     /// in `steps` steps (2·steps head evaluations), starting from `temperature`·ε. Runs the
     /// fused kernel ([`crate::ops::flow_sample`], one dispatch instead of ~40 per evaluation)
-    /// when the head fits it, except on CPU adapters, where the composed ops are about twice as
-    /// fast (lavapipe: `cargo bench --bench kernels -- flow`). `ENMA_FLOW_SAMPLER=fused` or
+    /// when the head fits it and the autotuner measures it faster (built-in rule: composed on
+    /// CPU adapters, where they were about twice as fast, `cargo bench --bench kernels -- flow`). `ENMA_FLOW_SAMPLER=fused` or
     /// `composed` forces a path.
     pub fn sample(
         &self,
@@ -165,12 +166,26 @@ impl FlowHead {
         temperature: f32,
         seed: u64,
     ) -> Result<Tensor> {
+        let fits = self.weights(store)?.fits(steps);
         let fused = match std::env::var("ENMA_FLOW_SAMPLER").as_deref() {
             Ok("fused") => true,
             Ok("composed") => false,
-            _ => !gpu.is_cpu(),
+            _ if !fits => false,
+            _ => {
+                let candidates = [("composed".to_string(), false), ("fused".to_string(), true)];
+                let c = &self.config;
+                let class = format!("n{} d{} w{}x{} steps{steps}", bucket(cond.shape()[0]), c.dim, c.width, c.depth);
+                gpu.tune("flow_sample", &class, &candidates, usize::from(!gpu.is_cpu()), |&fused| {
+                    let r = if fused {
+                        self.sample_fused(gpu, store, cond, steps, temperature, seed)
+                    } else {
+                        self.sample_composed(gpu, store, cond, steps, temperature, seed)
+                    };
+                    r.map(drop)
+                })?
+            }
         };
-        if !fused || self.weights(store)?.tile().is_none() {
+        if !fused || !fits {
             self.sample_composed(gpu, store, cond, steps, temperature, seed)
         } else {
             self.sample_fused(gpu, store, cond, steps, temperature, seed)

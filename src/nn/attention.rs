@@ -4,6 +4,7 @@
 use super::{Linear, RmsNorm};
 use crate::autodiff::{ParamStore, Tape, Var};
 use crate::error::{Error, Result};
+use crate::gpu::tune::bucket;
 use crate::ops::flash_attention::AttentionOptions;
 
 /// Keys and values of the tokens seen so far, `[B, heads, capacity, head dim]` each.
@@ -29,9 +30,10 @@ impl KvCache {
 /// Which attention implementation [`MultiHeadAttention::forward_flash`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionPath {
-    /// The flash kernel, except on CPU adapters when there is no key padding and the score
-    /// matrix fits one storage binding: there the plain path is 2–7× faster (`cargo bench
-    /// --bench kernels -- attention`). `ENMA_ATTENTION=flash|plain` overrides.
+    /// Without key padding and with a score matrix that fits one storage binding, the path the
+    /// autotuner measures faster on the forward pass (built-in rule: plain on CPU adapters,
+    /// where it was 2–7× faster, `cargo bench --bench kernels -- attention`); the flash kernel
+    /// otherwise. `ENMA_ATTENTION=flash|plain` overrides.
     #[default]
     Auto,
     Flash,
@@ -153,26 +155,59 @@ impl MultiHeadAttention {
         let small =
             (s[0] * s[1] * s[2] * s[2] * 4) as u64 <= tape.gpu().adapter().limits.max_storage_buffer_binding_size;
         let env = std::env::var("ENMA_ATTENTION");
+        let plain_possible = opts.key_lens.is_none() && opts.q_offset == 0 && small;
+        let flash_fits = crate::ops::flash_attention::fits(&tape.gpu(), s[2], s[3]);
         let plain = opts.key_lens.is_none()
             && opts.q_offset == 0
             && match (self.path, env.as_deref()) {
+                // beyond the loop budget of software drivers the flash kernels cannot run
+                (AttentionPath::Auto, _) if !flash_fits => plain_possible,
                 (AttentionPath::Flash, _) | (AttentionPath::Auto, Ok("flash")) => false,
                 (AttentionPath::Plain, _) | (AttentionPath::Auto, Ok("plain")) => true,
-                (AttentionPath::Auto, _) => tape.gpu().is_cpu() && small,
+                (AttentionPath::Auto, _) if plain_possible => {
+                    // measured on the forward pass with the real inputs, outside the tape
+                    let gpu = tape.gpu();
+                    let rule = usize::from(gpu.is_cpu());
+                    let candidates = [("flash".to_string(), false), ("plain".to_string(), true)];
+                    let class = format!(
+                        "b{} h{} t{} d{} blk{}",
+                        bucket(s[0]),
+                        s[1],
+                        bucket(s[2]),
+                        s[3],
+                        opts.block_causal.unwrap_or(0)
+                    );
+                    gpu.tune("attention", &class, &candidates, rule, |&plain| {
+                        let t = Tape::no_grad(&gpu);
+                        let (q, k, v) = (
+                            t.constant(q.tensor().clone()),
+                            t.constant(k.tensor().clone()),
+                            t.constant(v.tensor().clone()),
+                        );
+                        attend(&t, &q, &k, &v, &opts, plain).map(drop)
+                    })?
+                }
+                (AttentionPath::Auto, _) => false,
             };
-        let o = if plain {
-            let flat = |t: &Var| t.reshape(&[s[0] * s[1], s[2], s[3]]);
-            let mut scores = flat(&q)?.matmul(&flat(&k)?, None, false, true)?.scale(opts.scale)?;
-            if let Some(blk) = opts.block_causal {
-                let t = s[2];
-                let mask: Vec<f32> =
-                    (0..t * t).map(|e| if (e % t) / blk.max(1) <= (e / t) / blk.max(1) { 0.0 } else { -1e9 }).collect();
-                scores = scores.add(&tape.constant(crate::gpu::Tensor::from_slice(&tape.gpu(), &mask, &[t, t])?))?;
-            }
-            scores.softmax()?.matmul(&flat(&v)?, None, false, false)?.reshape(&s)?
-        } else {
-            q.flash_attention(&k, &v, &opts)?
-        };
+        let o = attend(tape, &q, &k, &v, &opts, plain)?;
         self.merge(tape, store, &o)
     }
+}
+
+/// Attention of `q`, `k`, `v` `[B, heads, T, head dim]`: the flash kernel, or (`plain`) the
+/// score matrix, an additive block-causal mask, softmax and a second product.
+fn attend(tape: &Tape, q: &Var, k: &Var, v: &Var, opts: &AttentionOptions, plain: bool) -> Result<Var> {
+    if !plain {
+        return q.flash_attention(k, v, opts);
+    }
+    let s = q.shape().to_vec();
+    let flat = |t: &Var| t.reshape(&[s[0] * s[1], s[2], s[3]]);
+    let mut scores = flat(q)?.matmul(&flat(k)?, None, false, true)?.scale(opts.scale)?;
+    if let Some(blk) = opts.block_causal {
+        let t = s[2];
+        let mask: Vec<f32> =
+            (0..t * t).map(|e| if (e % t) / blk.max(1) <= (e / t) / blk.max(1) { 0.0 } else { -1e9 }).collect();
+        scores = scores.add(&tape.constant(crate::gpu::Tensor::from_slice(&tape.gpu(), &mask, &[t, t])?))?;
+    }
+    scores.softmax()?.matmul(&flat(v)?, None, false, false)?.reshape(&s)
 }

@@ -6,10 +6,11 @@
 //! `[B, T, S.., C]` with one or two spatial axes; weights `[kt·ks^ns·C_in, C_out]`. The input
 //! gradient is skipped when the input needs none (the data of the first layer).
 
-use super::{Imm, launch};
+use super::{Imm, LOOP_BUDGET, launch};
 use crate::autodiff::Var;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{CONV_CAUSAL, CONV_CAUSAL_SUBGROUP};
+use crate::gpu::tune::bucket;
 use crate::gpu::{DType, Gpu, Tensor};
 
 /// Kernel sizes and strides.
@@ -146,6 +147,53 @@ fn implicit_applies(gpu: &Gpu, g: &Geometry, c_out: usize, product: Product) -> 
 }
 
 impl ConvMethod {
+    /// A short name (the autotuner's).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConvMethod::Auto => "auto",
+            ConvMethod::Im2col { .. } => "im2col",
+            ConvMethod::Direct => "direct",
+            ConvMethod::Implicit => "implicit",
+        }
+    }
+
+    /// `resolve`, except that `Auto` (without `ENMA_CONV`) asks the autotuner, which measures
+    /// every method that applies with `run` and falls back to the built-in rule.
+    fn pick(
+        self,
+        gpu: &Gpu,
+        g: &Geometry,
+        c_out: usize,
+        spec: &ConvSpec,
+        product: Product,
+        run: impl FnMut(&ConvMethod) -> Result<()>,
+    ) -> Result<ConvMethod> {
+        let rule = self.resolve(gpu, g, c_out, product)?;
+        if self != ConvMethod::Auto || std::env::var_os("ENMA_CONV").is_some() {
+            return Ok(rule);
+        }
+        let mut candidates = Vec::new();
+        if implicit_applies(gpu, g, c_out, product) {
+            candidates.push(ConvMethod::Implicit);
+        }
+        candidates.extend([ConvMethod::Direct, ConvMethod::Im2col { chunk_rows: None }]);
+        let at = candidates.iter().position(|c| *c == rule).unwrap_or(0);
+        let named: Vec<(String, ConvMethod)> = candidates.into_iter().map(|c| (c.name().to_string(), c)).collect();
+        let class = format!(
+            "{product:?} {}x{}x{}x{} c{}>{c_out} k{}x{} s{}x{}",
+            bucket(g.b * g.t),
+            g.s[0],
+            g.s[1],
+            g.ns,
+            g.c,
+            spec.kt,
+            spec.ks,
+            spec.st,
+            spec.ss
+        );
+        gpu.tune("conv_causal", &class, &named, at, run)
+    }
+
     fn resolve(self, gpu: &Gpu, g: &Geometry, c_out: usize, product: Product) -> Result<ConvMethod> {
         let implicit = implicit_applies(gpu, g, c_out, product);
         let fallback = if c_out < 4 { ConvMethod::Direct } else { ConvMethod::Im2col { chunk_rows: None } };
@@ -235,7 +283,8 @@ fn direct_dw(x: &Tensor, dy: &Tensor, rows: usize, c_out: usize, g: &Geometry, s
     let lanes = rows * c_out.div_ceil(4);
     let want: usize = if gpu.is_cpu() { 256 } else { 65536 };
     let splits = want.div_ceil(lanes).clamp(1, frames.max(1));
-    let per = frames.div_ceil(splits).max(1);
+    // and few enough frames per invocation for the loop budget (a frame loops over o0·(o1 + 1))
+    let per = frames.div_ceil(splits).min(LOOP_BUDGET / (g.o[0] * (g.o[1] + 1) + 2)).max(1);
     let splits = frames.div_ceil(per).max(1);
     let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
     launch(
@@ -333,7 +382,11 @@ fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvS
     let outer = g.b * g.to * if g.ns == 2 { g.o[0] } else { 1 };
     // enough workgroups for every core (CPU adapters) or the whole device
     let want: usize = if gpu.is_cpu() { 64 } else { 2048 };
-    let per = outer.div_ceil((want / (gx * gy)).clamp(1, outer.max(1))).max(1);
+    // and few enough outer rows per workgroup for the loop budget (a row loops over its inner
+    // positions in fours)
+    let inner = if g.ns == 2 { g.o[1] } else { g.o[0] };
+    let per =
+        outer.div_ceil((want / (gx * gy)).clamp(1, outer.max(1))).min(LOOP_BUDGET / (inner.div_ceil(4) + 2)).max(1);
     let splits = outer.div_ceil(per).max(1);
     let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
     let mut consts = overrides(g, spec).to_vec();
@@ -424,7 +477,8 @@ pub fn conv_causal_with(
     }
     let c_out = w.shape()[1];
     let out = g.out_shape(c_out);
-    let method = method.resolve(x.gpu(), &g, c_out, Product::Forward)?;
+    let method = method
+        .pick(x.gpu(), &g, c_out, spec, Product::Forward, |&m| conv_causal_with(x, w, bias, spec, m).map(drop))?;
     if spec.is_pointwise() && method != ConvMethod::Implicit {
         // a 1×1×1 convolution is a matmul on the rows as they are: no im2col
         let x2 = x.reshape(&[g.out_rows(), g.c])?;
@@ -478,58 +532,87 @@ fn conv_causal_grads(
     need_dx: bool,
 ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
     let g = geometry(x, spec)?;
-    let (rows, c_out) = (w.shape()[0], w.shape()[1]);
+    let c_out = w.shape()[1];
     let dy2 = dy.reshape(&[g.out_rows(), c_out])?;
     let db = if has_bias { Some(super::sum(&dy2, 0, false)?) } else { None };
     let gpu = x.gpu();
-    // a 1×1×1 convolution is a matmul on the rows as they are, where the implicit kernels do not run
-    let (dx_method, dw_method) =
-        (method.resolve(gpu, &g, c_out, Product::InputGrad)?, method.resolve(gpu, &g, c_out, Product::WeightGrad)?);
-    let pointwise = spec.is_pointwise();
-    let dx = if !need_dx {
-        None
-    } else if pointwise && dx_method != ConvMethod::Implicit {
-        Some(super::matmul(&dy2, w, None, false, true)?.reshape(x.shape())?)
+    let dx = if need_dx {
+        let m = method.pick(gpu, &g, c_out, spec, Product::InputGrad, |&m| {
+            input_grad(x.shape(), w, &dy2, &g, spec, m).map(drop)
+        })?;
+        Some(input_grad(x.shape(), w, &dy2, &g, spec, m)?)
     } else {
-        Some(match dx_method {
-            ConvMethod::Direct => direct_dx(w, &dy2, x.shape(), &g, spec)?,
-            ConvMethod::Implicit => {
-                let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
-                implicit_product(&dy2, w, None, &dx, &g, spec, c_out, true)?;
-                dx
-            }
-            ConvMethod::Im2col { chunk_rows } => {
-                let dx = Tensor::zeros(gpu, x.shape(), DType::F32)?;
-                for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
-                    let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
-                    let dcol = super::matmul(&dyc, w, None, false, true)?;
-                    launch(
-                        gpu,
-                        &CONV_CAUSAL,
-                        "col2im",
-                        &overrides(&g, spec),
-                        &[(0, &dcol), (1, &dx)],
-                        &imm(&g, spec, r0, n)?,
-                        gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
-                    )?;
-                }
-                dx
-            }
-            ConvMethod::Auto => unreachable!("resolved"),
-        })
+        None
     };
-    if pointwise && dw_method != ConvMethod::Implicit {
-        let dw = super::matmul(&x.reshape(&[g.out_rows(), g.c])?, &dy2, None, true, false)?;
-        return Ok((dx, dw, db));
+    let m =
+        method.pick(gpu, &g, c_out, spec, Product::WeightGrad, |&m| weight_grad(x, w, &dy2, &g, spec, m).map(drop))?;
+    Ok((dx, weight_grad(x, w, &dy2, &g, spec, m)?, db))
+}
+
+/// The input gradient of a convolution with a resolved `method` (`dy2`: `[rows, C_out]`).
+fn input_grad(
+    x_shape: &[usize],
+    w: &Tensor,
+    dy2: &Tensor,
+    g: &Geometry,
+    spec: &ConvSpec,
+    method: ConvMethod,
+) -> Result<Tensor> {
+    let gpu = w.gpu();
+    let (rows, c_out) = (w.shape()[0], w.shape()[1]);
+    // a 1×1×1 convolution is a matmul on the rows as they are, where the implicit kernels do not run
+    if spec.is_pointwise() && method != ConvMethod::Implicit {
+        return super::matmul(dy2, w, None, false, true)?.reshape(x_shape);
     }
-    let dw = match dw_method {
-        ConvMethod::Direct => direct_dw(x, &dy2, rows, c_out, &g, spec)?,
-        ConvMethod::Implicit => implicit_dw(x, &dy2, c_out, &g, spec)?,
+    Ok(match method {
+        ConvMethod::Direct => direct_dx(w, dy2, x_shape, g, spec)?,
+        ConvMethod::Implicit => {
+            let dx = Tensor::empty(gpu, x_shape, DType::F32)?;
+            implicit_product(dy2, w, None, &dx, g, spec, c_out, true)?;
+            dx
+        }
+        ConvMethod::Im2col { chunk_rows } => {
+            let dx = Tensor::zeros(gpu, x_shape, DType::F32)?;
+            for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
+                let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(dy2, 0, r0, r0 + n)? };
+                let dcol = super::matmul(&dyc, w, None, false, true)?;
+                launch(
+                    gpu,
+                    &CONV_CAUSAL,
+                    "col2im",
+                    &overrides(g, spec),
+                    &[(0, &dcol), (1, &dx)],
+                    &imm(g, spec, r0, n)?,
+                    gpu.grid_1d((dx.numel() / g.c.max(1)) as u64, 256),
+                )?;
+            }
+            dx
+        }
+        ConvMethod::Auto => return Err(Error::invalid("conv_causal", "internal: unresolved method")),
+    })
+}
+
+/// The weight gradient of a convolution with a resolved `method`.
+fn weight_grad(
+    x: &Tensor,
+    w: &Tensor,
+    dy2: &Tensor,
+    g: &Geometry,
+    spec: &ConvSpec,
+    method: ConvMethod,
+) -> Result<Tensor> {
+    let (rows, c_out) = (w.shape()[0], w.shape()[1]);
+    if spec.is_pointwise() && method != ConvMethod::Implicit {
+        return super::matmul(&x.reshape(&[g.out_rows(), g.c])?, dy2, None, true, false);
+    }
+    Ok(match method {
+        ConvMethod::Direct => direct_dw(x, dy2, rows, c_out, g, spec)?,
+        ConvMethod::Implicit => implicit_dw(x, dy2, c_out, g, spec)?,
         ConvMethod::Im2col { chunk_rows } => {
             let mut dw: Option<Tensor> = None;
             for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
-                let col = im2col_rows(x, &g, spec, r0, n)?;
-                let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(&dy2, 0, r0, r0 + n)? };
+                let col = im2col_rows(x, g, spec, r0, n)?;
+                let dyc = if n == g.out_rows() { dy2.clone() } else { super::slice(dy2, 0, r0, r0 + n)? };
                 let part = super::matmul(&col, &dyc, None, true, false)?;
                 dw = Some(match dw {
                     None => part,
@@ -538,9 +621,8 @@ fn conv_causal_grads(
             }
             dw.ok_or_else(|| Error::invalid("conv_causal", "empty output"))?
         }
-        ConvMethod::Auto => unreachable!("resolved"),
-    };
-    Ok((dx, dw, db))
+        ConvMethod::Auto => return Err(Error::invalid("conv_causal", "internal: unresolved method")),
+    })
 }
 
 impl Var {

@@ -108,6 +108,17 @@ fn overrides(d: &Dims, o: &AttentionOptions) -> [(&'static str, f64); 2] {
     [("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 })]
 }
 
+/// Whether the kernels can attend over `tokens` keys (or queries) of head dimension `dh` on
+/// this adapter. Mesa's software drivers stop an invocation's loops after a fixed budget of
+/// passes ([`LOOP_BUDGET`](super::LOOP_BUDGET)); one invocation here loops over every key
+/// (forward, dq) or query (dk/dv) tile of 16, about 33 passes per head channel and tile when the
+/// channel loops are not unrolled (more than 32 channels; measured wrong from 512 keys at 64),
+/// about 128 when they are (measured correct up to 4,096 keys at 16 and 32).
+pub fn fits(gpu: &Gpu, tokens: usize, dh: usize) -> bool {
+    let per_tile = if dh > 32 { 33 * (dh + 1) } else { 128 };
+    !gpu.loop_capped() || tokens.div_ceil(16) * per_tile <= super::LOOP_BUDGET
+}
+
 fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
     let op = "flash_attention";
     if o.block_causal == Some(0) {
@@ -119,6 +130,19 @@ fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
     let max = gpu.inner.limits.max_compute_workgroups_per_dimension as usize;
     if d.b * d.h > max || d.nq.max(d.k_rows).div_ceil(TILE) > max {
         return Err(Error::invalid(op, format!("B·H = {} or {} tokens exceed the workgroup grid", d.b * d.h, d.nq)));
+    }
+    if !fits(gpu, d.nq.max(d.k_rows), d.dh) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{} tokens with head dimension {} need more loop passes in one invocation than {} runs \
+                 (its loops stop silently after 65,535); use the plain attention path (AttentionPath::Plain), \
+                 fewer tokens, or a GPU",
+                d.nq.max(d.k_rows),
+                d.dh,
+                gpu.adapter().name,
+            ),
+        ));
     }
     let lens = match &o.key_lens {
         Some(l) if l.len() != d.b => {

@@ -25,6 +25,21 @@ pub struct FlowWeights {
 }
 
 impl FlowWeights {
+    /// Whether the fused kernel can sample with this head in `steps` midpoint steps: a tile
+    /// exists and one invocation stays within the loop budget of software drivers
+    /// ([`LOOP_BUDGET`](super::LOOP_BUDGET)).
+    pub fn fits(&self, steps: usize) -> bool {
+        self.tile().is_some_and(|t| self.loop_passes(steps, t) <= super::LOOP_BUDGET)
+    }
+
+    /// Loop passes of one invocation for `steps` midpoint steps with `tile` tokens per
+    /// workgroup (about: 2 evaluations per step, each 2 products per block and 3 more, each
+    /// product ⌈W/4 / WG⌉ × W/4 × (T + 1) passes).
+    fn loop_passes(&self, steps: usize, tile: usize) -> usize {
+        let w4 = self.width / 4;
+        2 * steps * (2 * self.depth + 3) * w4.div_ceil(workgroup(self.width)) * w4 * (tile + 1)
+    }
+
     /// Tokens per workgroup for this head, or `None` when the kernel cannot run it: width over
     /// 768, token dimension over 256, either not a multiple of 4 (vec4 weights), or a weight
     /// not 16-byte aligned in the flat buffer.
@@ -59,6 +74,17 @@ pub fn flow_sample(
             format!("width {w} / token dimension {d}: the fused kernel takes multiples of 4 up to 768 / 256"),
         )
     })?;
+    if !weights.fits(steps) {
+        return Err(Error::invalid(
+            "flow_sample",
+            format!(
+                "width {w}, depth {depth}, {steps} steps: one invocation would loop {} times, more than software \
+                 drivers run ({}); use the composed sampler",
+                weights.loop_passes(steps, tile),
+                super::LOOP_BUDGET
+            ),
+        ));
+    }
     if n == 0
         || steps == 0
         || noise.shape() != [n, d]
@@ -92,8 +118,7 @@ pub fn flow_sample(
         .f(temperature)
         .f(eps);
     let groups = u32::try_from(n.div_ceil(tile)).map_err(|_| Error::invalid("flow_sample", "too many tokens"))?;
-    // an invocation owns 4 channels
-    let wg = (w / 4).clamp(8, 64) as f64;
+    let wg = workgroup(w) as f64;
     launch(
         gpu,
         &FLOW_SAMPLE,
@@ -104,4 +129,9 @@ pub fn flow_sample(
         [groups, 1, 1],
     )?;
     Ok(out)
+}
+
+/// Invocations per workgroup for width `w`: an invocation owns 4 channels.
+fn workgroup(w: usize) -> usize {
+    (w / 4).clamp(8, 64)
 }

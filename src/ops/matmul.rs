@@ -3,14 +3,16 @@
 //!
 //! Three kernels: `matmul`, register-blocked with `override` tile sizes, for any shape on any
 //! adapter; `matmul_smem`, staging tiles in workgroup memory, for large products on GPUs; and
-//! `matmul_sg8`, for adapters with 8-lane subgroups (lavapipe), which shares rows of A across
-//! lanes by subgroup broadcast and runs about 2× faster there than the best of the others.
+//! `matmul_sg{4,8,16}`, for adapters with subgroups of one fixed size from 4 to 64 lanes, which
+//! share rows of A across lanes by subgroup broadcast (on 8-lane lavapipe about 2× faster than
+//! the best of the others).
 //! [`MatmulKernel::auto`] picks one per call.
 
 use super::{Imm, launch};
 use crate::autodiff::Var;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{MATMUL, MATMUL_SUBGROUP};
+use crate::gpu::tune::bucket;
 use crate::gpu::{DType, Gpu, Tensor};
 
 /// Tile sizes of the register-blocked kernel (its `override` constants).
@@ -65,24 +67,61 @@ pub enum MatmulKernel {
     Tiled(MatmulTiles),
     /// Workgroup-memory kernel (128 × 128 blocks, 256 invocations): any shape, for GPUs.
     Shared,
-    /// Subgroup-broadcast kernel: needs 8-lane subgroups, K % 4 == 0 and N % 4 == 0.
-    /// `cn` (1 or 2) is the number of 4-column groups per lane.
-    Subgroup8 { cn: u32 },
+    /// Subgroup-broadcast kernel: needs subgroups of one fixed size from 4 to 64 lanes
+    /// ([`subgroup_lanes`]), K % 4 == 0 and N % 4 == 0. `cn` (1 or 2) is the number of
+    /// 4-column groups per lane.
+    Subgroup { cn: u32 },
 }
 
 impl MatmulKernel {
-    /// The kernel for an (M, N, K) product on this adapter: the subgroup kernel where it
-    /// applies, the workgroup-memory kernel for large products on GPUs, the register-blocked
+    /// The built-in rule for an (M, N, K) product on this adapter (the autotuner's fallback):
+    /// the subgroup kernel where it applies on CPU adapters, the workgroup-memory kernel for large products on GPUs, the register-blocked
     /// kernel otherwise.
     pub fn auto(gpu: &Gpu, m: usize, n: usize, k: usize) -> MatmulKernel {
-        if gpu.subgroup_size() == Some(8) && n.is_multiple_of(4) && k.is_multiple_of(4) {
-            MatmulKernel::Subgroup8 { cn: 2 }
+        if gpu.is_cpu() && subgroup_lanes(gpu).is_some() && n.is_multiple_of(4) && k.is_multiple_of(4) {
+            MatmulKernel::Subgroup { cn: 2 }
         } else if !gpu.is_cpu() && m >= 128 && n >= 128 && k >= 32 {
             MatmulKernel::Shared
         } else {
             MatmulKernel::Tiled(MatmulTiles::for_gpu(gpu))
         }
     }
+}
+
+impl MatmulKernel {
+    /// A short name (the autotuner's and the benches').
+    pub fn name(&self) -> String {
+        match self {
+            MatmulKernel::Tiled(t) => format!("tiled-{}x{}-wg{}x{}", t.tm, t.tn, t.wg_x, t.wg_y),
+            MatmulKernel::Shared => "shared-128x128".into(),
+            MatmulKernel::Subgroup { cn } => format!("subgroup-cn{cn}"),
+        }
+    }
+
+    /// The kernels that can compute an (M, N, K) product on this adapter, and the index of the
+    /// one the built-in rule ([`MatmulKernel::auto`]) picks.
+    pub fn candidates(gpu: &Gpu, m: usize, n: usize, k: usize) -> (usize, Vec<(String, MatmulKernel)>) {
+        let mut v = Vec::new();
+        if subgroup_lanes(gpu).is_some() && n.is_multiple_of(4) && k.is_multiple_of(4) {
+            v.extend([MatmulKernel::Subgroup { cn: 2 }, MatmulKernel::Subgroup { cn: 1 }]);
+        }
+        let tiles = MatmulTiles::for_gpu(gpu);
+        v.push(MatmulKernel::Tiled(tiles));
+        let small = MatmulTiles { tm: 4, tn: 4, wg_x: 16, wg_y: 16 };
+        if small != tiles && small.check(gpu).is_ok() {
+            v.push(MatmulKernel::Tiled(small));
+        }
+        v.push(MatmulKernel::Shared);
+        let rule = MatmulKernel::auto(gpu, m, n, k);
+        let at = v.iter().position(|c| *c == rule).unwrap_or(0);
+        (at, v.into_iter().map(|c| (c.name(), c)).collect())
+    }
+}
+
+/// The subgroup size when the subgroup kernels can run on this adapter: subgroups of one fixed
+/// size that is a power of two from 4 to 64.
+pub fn subgroup_lanes(gpu: &Gpu) -> Option<u32> {
+    gpu.subgroup_size().filter(|s| s.is_power_of_two() && (4..=64).contains(s))
 }
 
 /// Splits `[.., r, c]` into (batch, r, c).
@@ -155,17 +194,18 @@ fn split_inner_dimension(
     Ok(Some(super::add(&sum, &rest)?))
 }
 
-/// Whether the operands may be rewritten for the subgroup kernel (8-lane subgroups, f32
-/// matrices).
+/// Whether the operands may be rewritten for the subgroup kernel (a CPU adapter with
+/// fixed-size subgroups, f32 matrices).
 fn subgroup_rewrite_applies(a: &Tensor, b: &Tensor) -> bool {
-    a.gpu().subgroup_size() == Some(8)
+    a.gpu().is_cpu()
+        && subgroup_lanes(a.gpu()).is_some()
         && a.rank() >= 2
         && b.rank() >= 2
         && a.dtype() == DType::F32
         && b.dtype() == DType::F32
 }
 
-/// On 8-lane-subgroup adapters the fast kernel needs K % 4 == 0; for large products with a
+/// On CPU adapters with subgroups the fast kernel needs K % 4 == 0; for large products with a
 /// ragged K (an im2col matrix of 7 × 7 taps on one channel: K = 49), zero-padding both operands
 /// along K costs one copy each and is far cheaper than the general kernel's scalar path.
 fn pad_inner_dimension(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Option<(Tensor, Tensor)>> {
@@ -191,7 +231,7 @@ fn pad_inner_dimension(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> 
     Ok(Some((ap, bp)))
 }
 
-/// On 8-lane-subgroup adapters a product with few output columns (N < 32) wastes most lanes
+/// On CPU adapters with subgroups a product with few output columns (N < 32) wastes most lanes
 /// of the subgroup kernel, whose workgroup covers 64 columns. Computing Cᵀ = op(B)ᵀ·op(A)ᵀ
 /// (M columns) and transposing back is faster there (`None`: not worth it or not applicable).
 fn narrow_output_swapped(
@@ -269,17 +309,36 @@ pub fn matmul_with(
             return Err(Error::shape(op, bias.shape(), &[n], "bias must be [N]"));
         }
     }
-    let kernel = kernel.unwrap_or_else(|| MatmulKernel::auto(gpu, m, n, k));
+    if k > MAX_K {
+        return split_long_k(a, b, bias, trans_a, trans_b, kernel, k);
+    }
+    let kernel = match kernel {
+        Some(k) => k,
+        None => {
+            let (rule, candidates) = MatmulKernel::candidates(gpu, m, n, k);
+            let class = format!(
+                "{}x{}x{} b{} t{}{}{}",
+                bucket(m),
+                bucket(n),
+                bucket(k),
+                bucket(batch),
+                trans_a as u8,
+                trans_b as u8,
+                if n % 4 == 0 && k % 4 == 0 { " v4" } else { "" }
+            );
+            gpu.tune(op, &class, &candidates, rule, |&c| matmul_with(a, b, bias, trans_a, trans_b, Some(c)).map(drop))?
+        }
+    };
     match kernel {
         MatmulKernel::Tiled(t) => t.check(gpu)?,
         MatmulKernel::Shared => {}
-        MatmulKernel::Subgroup8 { cn } => {
-            if gpu.subgroup_size() != Some(8) || n % 4 != 0 || k % 4 != 0 || !(cn == 1 || cn == 2) {
+        MatmulKernel::Subgroup { cn } => {
+            if subgroup_lanes(gpu).is_none() || n % 4 != 0 || k % 4 != 0 || !(cn == 1 || cn == 2) {
                 return Err(Error::invalid(
                     op,
                     format!(
-                        "the Subgroup8 kernel needs 8-lane subgroups (adapter: {:?}), N % 4 == 0 and K % 4 == 0 \
-                         (N = {n}, K = {k}) and cn 1 or 2 (got {cn})",
+                        "the Subgroup kernel needs subgroups of one size from 4 to 64 lanes (adapter: {:?}), \
+                         N % 4 == 0 and K % 4 == 0 (N = {n}, K = {k}) and cn 1 or 2 (got {cn})",
                         gpu.subgroup_size()
                     ),
                 ));
@@ -337,19 +396,61 @@ pub fn matmul_with(
             let bindings = [(2, bias_t), (3, &c), (4, a), (5, b)];
             launch(gpu, &MATMUL, "matmul_smem", &overrides, &bindings, &imm, groups)?;
         }
-        MatmulKernel::Subgroup8 { cn } => {
+        MatmulKernel::Subgroup { cn } => {
+            let sg = subgroup_lanes(gpu).unwrap_or(8);
+            let entry = match sg {
+                4 => "matmul_sg4",
+                8 => "matmul_sg8",
+                _ => "matmul_sg16",
+            };
             let overrides = [
                 ("CN", cn as f64),
+                ("SG", sg as f64),
                 ("TRANS_A", flag(trans_a)),
                 ("TRANS_B", flag(trans_b)),
                 ("HAS_BIAS", flag(bias.is_some())),
             ];
-            let groups = [big(n.div_ceil(32 * cn as usize))?, big(m.div_ceil(16))?, big(batch)?];
+            let cols = 4 * sg as usize * cn as usize;
+            let groups = [big(n.div_ceil(cols))?, big(m.div_ceil(16))?, big(batch)?];
             let bindings = [(0, a), (1, b), (2, bias_t), (3, &c), (4, a)];
-            launch(gpu, &MATMUL_SUBGROUP, "matmul_sg8", &overrides, &bindings, &imm, groups)?;
+            launch(gpu, &MATMUL_SUBGROUP, entry, &overrides, &bindings, &imm, groups)?;
         }
     }
     Ok(c)
+}
+
+/// The longest inner dimension one launch takes: every kernel loops over K in one invocation,
+/// at most K passes (the tiled kernel), within the loop budget of software drivers.
+const MAX_K: usize = super::LOOP_BUDGET / 2;
+
+/// `matmul_with` for K > [`MAX_K`]: products of K-blocks of at most `MAX_K`, added in order
+/// (then the bias).
+fn split_long_k(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    trans_a: bool,
+    trans_b: bool,
+    kernel: Option<MatmulKernel>,
+    k: usize,
+) -> Result<Tensor> {
+    let (ka, kb) =
+        (if trans_a { a.rank() - 2 } else { a.rank() - 1 }, if trans_b { b.rank() - 1 } else { b.rank() - 2 });
+    let mut acc: Option<Tensor> = None;
+    for k0 in (0..k).step_by(MAX_K) {
+        let k1 = (k0 + MAX_K).min(k);
+        let part =
+            matmul_with(&super::slice(a, ka, k0, k1)?, &super::slice(b, kb, k0, k1)?, None, trans_a, trans_b, kernel)?;
+        acc = Some(match acc {
+            None => part,
+            Some(sum) => super::add(&sum, &part)?,
+        });
+    }
+    let c = acc.ok_or_else(|| Error::invalid("matmul", "empty inner dimension"))?;
+    match bias {
+        None => Ok(c),
+        Some(bias) => super::add(&c, bias),
+    }
 }
 
 /// Sums a batched gradient `[batch.., r, c]` down to an operand's own shape (shared operands

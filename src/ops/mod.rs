@@ -37,6 +37,14 @@ use crate::error::Result;
 use crate::gpu::kernels::Shader;
 use crate::gpu::{Gpu, Tensor};
 
+/// The most loop iterations one invocation of a kernel may run, all its loops together. Mesa's
+/// software drivers (lavapipe, llvmpipe through GL) count every pass of every loop of an
+/// invocation against one budget of 65,535 and silently stop every loop once it is spent, so
+/// a longer sum drops its tail and a later store loop may never run. Launchers split work
+/// (more invocations, partial results added by the host in a fixed order) to stay under half
+/// of that on every adapter.
+pub(crate) const LOOP_BUDGET: usize = 32768;
+
 /// Immediate data for a kernel: 32-bit words, built in the order of the shader's `Params`.
 #[derive(Default)]
 pub(crate) struct Imm(Vec<u32>);

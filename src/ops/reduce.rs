@@ -1,9 +1,10 @@
 //! Reductions along one axis (`shaders/reduce.wgsl`).
 
-use super::{Imm, launch};
+use super::{Imm, LOOP_BUDGET, launch};
 use crate::autodiff::Var;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::REDUCE;
+use crate::gpu::tune::bucket;
 use crate::gpu::{DType, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,40 @@ const ROW_KERNEL_MIN_LEN: usize = 64;
 /// On CPU adapters barriers are expensive: with at least this many rows, one invocation per row
 /// is faster (3.6× for 4096 × 4096 on lavapipe).
 const CPU_THREAD_PER_ROW_MIN_ROWS: usize = 64;
+
+/// A reduction of an axis longer than [`LOOP_BUDGET`](super::LOOP_BUDGET) (where one invocation
+/// would own the whole axis): partial results over chunks of `LOOP_BUDGET`, then over the partial results (the sum
+/// of a mean, scaled at the end).
+fn two_stage(
+    x: &Tensor,
+    ax: usize,
+    op: ReduceOp,
+    keepdim: bool,
+    outer: usize,
+    len: usize,
+    inner: usize,
+) -> Result<Tensor> {
+    let inner_op = if op == ReduceOp::Mean { ReduceOp::Sum } else { op };
+    let main = len / LOOP_BUDGET * LOOP_BUDGET;
+    let x3 = x.reshape(&[outer, len, inner])?;
+    let head = if main == len { x3.clone() } else { super::slice(&x3, 1, 0, main)? };
+    let mut parts = reduce(&head.reshape(&[outer, main / LOOP_BUDGET, LOOP_BUDGET, inner])?, 2, inner_op, false)?;
+    if main < len {
+        let tail = reduce(&super::slice(&x3, 1, main, len)?, 1, inner_op, true)?;
+        parts = super::concat(&[&parts, &tail], 1)?;
+    }
+    let mut y = reduce(&parts, 1, inner_op, false)?;
+    if op == ReduceOp::Mean {
+        y = super::scale(&y, 1.0 / len as f32)?;
+    }
+    let mut out_shape = x.shape().to_vec();
+    if keepdim {
+        out_shape[ax] = 1;
+    } else {
+        out_shape.remove(ax);
+    }
+    y.reshape(&out_shape)
+}
 
 /// Reduces `x` along `axis` (negative counts from the end). With `keepdim` the axis stays with
 /// size 1, otherwise it is removed.
@@ -51,12 +86,29 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
     let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
     let ov = [("OP", op as u32 as f64)];
     let imm = Imm::default().u(o).u(l).u(i);
-    let few_rows = !gpu.is_cpu() || outer < CPU_THREAD_PER_ROW_MIN_ROWS;
-    if inner == 1 && len >= ROW_KERNEL_MIN_LEN && few_rows {
-        launch(gpu, &REDUCE, "reduce_rows", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d(outer as u64, 1))?;
-    } else {
-        launch(gpu, &REDUCE, "reduce_cols", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d((outer * inner) as u64, 256))?;
+    let run = |group: bool| {
+        if group {
+            launch(gpu, &REDUCE, "reduce_rows", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d(outer as u64, 1))
+        } else {
+            launch(gpu, &REDUCE, "reduce_cols", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d((outer * inner) as u64, 256))
+        }
+    };
+    // a workgroup per row (contiguous rows of at least ROW_KERNEL_MIN_LEN), or one invocation
+    // per output (built-in rule: the group kernel on GPUs and for few rows on CPU adapters)
+    let rule = inner == 1 && len >= ROW_KERNEL_MIN_LEN && (!gpu.is_cpu() || outer < CPU_THREAD_PER_ROW_MIN_ROWS);
+    if len > LOOP_BUDGET && !(rule && len / 256 < LOOP_BUDGET) {
+        // one invocation would loop over more than LOOP_BUDGET elements: reduce in two stages
+        return two_stage(x, ax, op, keepdim, outer, len, inner);
     }
+    // a workgroup per row, or (rows of at most LOOP_BUDGET) one invocation per row: measured
+    let group = if inner == 1 && (ROW_KERNEL_MIN_LEN..=LOOP_BUDGET).contains(&len) {
+        let candidates = [("thread".to_string(), false), ("group".to_string(), true)];
+        let class = format!("{}x{}", bucket(outer), bucket(len));
+        gpu.tune("reduce", &class, &candidates, usize::from(rule), |&g| run(g))?
+    } else {
+        rule
+    };
+    run(group)?;
     Ok(y)
 }
 

@@ -6,16 +6,30 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::SOFTMAX;
 use crate::gpu::{DType, Gpu, Tensor};
 
-/// (rows, len, entry suffix) for a tensor: one invocation per row on CPU adapters and for
-/// short rows, a workgroup per row otherwise.
+/// (rows, len, workgroup per row?) for a tensor: one invocation per row or a workgroup per row,
+/// as the autotuner measures (built-in rule [`use_group`]).
 fn plan(op: &str, x: &Tensor) -> Result<(u32, u32, bool)> {
     x.expect_dtype(op, DType::F32)?;
     let len = *x.shape().last().ok_or_else(|| Error::invalid(op, "needs at least one axis"))?;
     let rows = x.numel().checked_div(len).unwrap_or(0);
     let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid(op, format!("shape {:?} is too large", x.shape())));
     u(x.numel())?;
-    let group = use_group(x.gpu(), rows, len);
-    Ok((u(rows)?, u(len)?, group))
+    let gpu = x.gpu();
+    let rule = use_group(gpu, rows, len);
+    // one invocation per row loops 3 × len times: past the loop budget only the group kernel
+    if len == 0 || 3 * len > super::LOOP_BUDGET {
+        return Ok((u(rows)?, u(len)?, rule || len > 0));
+    }
+    // the autotuner measures both kernels on the forward (the backward has the same shape of work)
+    let candidates = [("thread".to_string(), false), ("group".to_string(), true)];
+    let class = format!("{}x{}", crate::gpu::tune::bucket(rows), crate::gpu::tune::bucket(len));
+    let (r, l) = (u(rows)?, u(len)?);
+    let group = gpu.tune("softmax", &class, &candidates, usize::from(rule), |&g| {
+        let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+        let entry = if g { "softmax_group" } else { "softmax_thread" };
+        launch(gpu, &SOFTMAX, entry, &[], &[(0, x), (1, &y)], &Imm::default().u(r).u(l), grid(gpu, r, g))
+    })?;
+    Ok((r, l, group))
 }
 
 pub(crate) fn use_group(gpu: &Gpu, rows: usize, len: usize) -> bool {
