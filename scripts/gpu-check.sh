@@ -29,8 +29,8 @@ if [ "${1:-}" = "--prepare" ]; then
     rm -rf "$BIN" && mkdir -p "$BIN"
     cp target/release/enma "$BIN/enma"
     # cargo names test and bench executables kernels-<hash>: ask it which is which
-    for kind in test bench; do
-        cargo "$kind" --release --no-run --message-format=json 2>/dev/null |
+    for cmd in "test --release" "bench"; do
+        cargo $cmd --no-run --message-format=json 2>/dev/null |
             python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -38,9 +38,13 @@ for line in sys.stdin:
         print(m["target"]["kind"][0], m["target"]["name"], m["executable"])' |
             while read -r k name exe; do cp "$exe" "$BIN/$k-$name"; done
     done
-    # the HDF5 library the binaries link, for machines without it
-    ldd "$BIN/enma" | awk '/libhdf5|libsz|libaec|libcurl/ { print $3 }' | xargs -r -I{} cp -L {} "$BIN/"
-    ls -la "$BIN"
+    # the shared libraries the binaries link (HDF5 and what it needs), but the C runtime's own,
+    # for machines without them
+    ldd "$BIN/enma" | awk '$3 ~ /^\// && $1 !~ /^(libc|libm|libdl|libpthread|librt|libgcc_s|ld-linux)/ { print $3 }' |
+        xargs -r -I{} cp -L {} "$BIN/"
+    # the device tool carries at most 64 MiB with the working tree
+    command -v strip >/dev/null && strip "$BIN"/enma "$BIN"/test-* "$BIN"/bench-*
+    du -sh "$BIN"
     exit 0
 fi
 
