@@ -6,7 +6,7 @@ use enma::ops::random::Philox;
 use enma::optim::{AdamW, AdamWConfig};
 use enma::{ParamStore, Tape, Tensor};
 
-use crate::common::gpu;
+use crate::common::gpu_rules;
 
 #[test]
 fn the_schedule_reveals_every_token_exactly_once() {
@@ -51,7 +51,7 @@ fn moments(x: &[f32]) -> ([f64; 2], [f64; 3]) {
 
 #[test]
 fn a_trained_head_reproduces_a_gaussian_mixture() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 7);
     let head = FlowHead::new(&mut store, "head", FlowHeadConfig { dim: 2, cond: 4, width: 64, depth: 2 }).unwrap();
     let mut opt = AdamW::new(&store, AdamWConfig::default()).unwrap();
@@ -98,7 +98,7 @@ fn a_trained_head_reproduces_a_gaussian_mixture() {
 
 #[test]
 fn sampling_is_seeded() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 8);
     let head = FlowHead::new(&mut store, "head", FlowHeadConfig { dim: 3, cond: 2, width: 16, depth: 1 }).unwrap();
     let c = Tensor::from_slice(&g, &crate::common::rand_vec(10 * 2, 1, -1.0, 1.0), &[10, 2]).unwrap();

@@ -7,11 +7,11 @@ use enma::model::enma::{GenerateOptions, Generator, GeneratorConfig};
 use enma::optim::{AdamW, AdamWConfig};
 use enma::{ParamStore, Tape, Tensor};
 
-use crate::common::{assert_close, gpu, rand_vec};
+use crate::common::{assert_close, gpu_rules, rand_vec};
 
 #[test]
 fn kv_cache_decoding_equals_the_teacher_forced_forward() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 1);
     let (b, f, m, d, w) = (2, 4, 5, 3, 16);
     let ct = CausalTransformer::new(&mut store, "c", d, m, w, 2, 2, 2).unwrap();
@@ -54,7 +54,7 @@ fn kv_cache_decoding_equals_the_teacher_forced_forward() {
 
 #[test]
 fn in_context_sequences_decode_like_their_teacher_forced_forward() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 5);
     let (b, f, m, d, w) = (2, 3, 4, 2, 16);
     let ct = CausalTransformer::new(&mut store, "c", d, m, w, 2, 2, 2).unwrap();
@@ -110,7 +110,7 @@ fn tiny_latents(g: &enma::Gpu) -> Vec<f32> {
 
 #[test]
 fn the_generator_overfits_one_batch_of_advection_tiny_latents() {
-    let g = gpu();
+    let g = gpu_rules();
     let z = tiny_latents(&g);
     let mut store = ParamStore::new(&g, 3);
     let gen_ = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16])).unwrap();
@@ -148,7 +148,7 @@ fn wake_head(store: &ParamStore) {
 
 #[test]
 fn generation_is_seeded_and_keeps_the_context() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 4);
     let mut cfg = GeneratorConfig::tiny(2, vec![4]);
     cfg.width = 16;
@@ -217,7 +217,7 @@ fn rollouts_are_seeded_keep_their_shape_and_score_finitely() {
     use enma::data::generate::{GenConfig, PdeName, Preset, generate_split};
     use enma::eval::{Pipeline, RolloutConfig, rollout, score};
     use enma::model::{Block, Vae, VaeConfig};
-    let g = gpu();
+    let g = gpu_rules();
     let full = generate_split(
         &GenConfig::new(PdeName::Advection, Preset::Tiny, 9),
         enma::data::pde::Split::Train,

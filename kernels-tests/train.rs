@@ -6,7 +6,7 @@ use enma::nn::{Linear, TransformerBlock};
 use enma::optim::{AdamW, AdamWConfig, LrSchedule, check_finite};
 use enma::{Gpu, ParamStore, Tape, Tensor, ops::loss::mse};
 
-use crate::common::{gpu, rand_vec};
+use crate::common::{gpu_rules, rand_vec};
 
 /// Trains `steps` steps; returns the loss of every step and the pool's buffer count after each.
 fn train_mlp(g: &Gpu, seed: u64, steps: usize) -> (Vec<f32>, Vec<u64>) {
@@ -40,7 +40,7 @@ fn train_mlp(g: &Gpu, seed: u64, steps: usize) -> (Vec<f32>, Vec<u64>) {
 
 #[test]
 fn a_two_layer_mlp_fits_and_is_deterministic() {
-    let g = gpu();
+    let g = gpu_rules();
     let (losses, created) = train_mlp(&g, 11, 400);
     let (first, last) = (losses[0], *losses.last().unwrap());
     assert!(last * 100.0 <= first, "loss fell only from {first} to {last}");
@@ -89,7 +89,7 @@ fn train_transformer(g: &Gpu, seed: u64, steps: usize) -> (Vec<f32>, Vec<u64>) {
 
 #[test]
 fn a_one_block_transformer_fits_and_is_deterministic() {
-    let g = gpu();
+    let g = gpu_rules();
     let (losses, created) = train_transformer(&g, 21, 400);
     let (first, last) = (losses[0], *losses.last().unwrap());
     assert!(last * 100.0 <= first, "loss fell only from {first} to {last}");

@@ -7,7 +7,7 @@ use enma::model::{Block, Vae, VaeConfig};
 use enma::train::{VaeTrainConfig, channels_last, reconstruct, train_vae};
 use enma::{ParamStore, Tape, Tensor};
 
-use crate::common::{gpu, rand_vec};
+use crate::common::{gpu_rules, rand_vec};
 
 fn small_config() -> VaeConfig {
     VaeConfig {
@@ -24,7 +24,7 @@ fn small_config() -> VaeConfig {
 
 #[test]
 fn latent_shapes_follow_the_time_rule_and_the_decoder_restores_the_input_shape() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 1);
     let cfg = VaeConfig::for_dataset(PdeName::Advection, 16);
     let vae = Vae::new(&mut store, cfg.clone()).unwrap();
@@ -40,7 +40,7 @@ fn latent_shapes_follow_the_time_rule_and_the_decoder_restores_the_input_shape()
 
 #[test]
 fn reconstructions_never_depend_on_later_frames() {
-    let g = gpu();
+    let g = gpu_rules();
     let mut store = ParamStore::new(&g, 2);
     let vae = Vae::new(&mut store, small_config()).unwrap();
     let (t, x) = (8, 16);
@@ -83,7 +83,7 @@ fn eight_trajectories() -> enma::data::hdf5::Trajectories {
 
 #[test]
 fn the_vae_overfits_eight_trajectories() {
-    let g = gpu();
+    let g = gpu_rules();
     let tr = eight_trajectories();
     let mut store = ParamStore::new(&g, 3);
     let vae = Vae::new(&mut store, small_config()).unwrap();
@@ -115,7 +115,7 @@ fn the_vae_overfits_eight_trajectories() {
 fn with_the_interpolation_module_it_overfits_from_half_of_the_points() {
     use enma::model::InterpConfig;
     use enma::train::reconstruct_points;
-    let g = gpu();
+    let g = gpu_rules();
     let tr = eight_trajectories();
     let mut cfg = small_config();
     cfg.interp = Some(InterpConfig { grid: vec![64], features: 16, layers: 1, slices: 4, periodic: true });
