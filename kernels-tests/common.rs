@@ -25,6 +25,14 @@ pub fn gpu_rules() -> Gpu {
     }
 }
 
+/// A fresh `Gpu` whose autotuner takes `candidate` for every key in `keys` (and measures
+/// nothing): tests force each kernel variant of an op through it.
+pub fn gpu_pinned(keys: &[String], candidate: &str) -> Gpu {
+    let g = gpu_rules();
+    g.pin_tune_choices(&keys.iter().map(|k| (k.clone(), candidate.to_string())).collect());
+    g
+}
+
 /// Deterministic uniform values in [lo, hi) (SplitMix64).
 pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
     let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,7 +1,7 @@
 use enma::Tensor;
 use enma::ops::{self, ReduceOp};
 
-use crate::common::{assert_close, gpu, rand_vec};
+use crate::common::{assert_close, gpu, gpu_pinned, rand_vec};
 
 fn cpu_reduce(x: &[f32], shape: &[usize], axis: usize, op: ReduceOp) -> Vec<f32> {
     let outer: usize = shape[..axis].iter().product();
@@ -115,5 +115,27 @@ fn axes_longer_than_a_loop_may_run_are_summed_whole() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn both_row_reduction_kernels_match_the_cpu() {
+    // contiguous rows: an invocation per row or a workgroup per row, forced through the pins
+    let shapes = [(3usize, 100usize), (70, 257), (1, 5000)];
+    let keys: Vec<String> =
+        shapes.iter().map(|(r, l)| format!("reduce {}x{}", r.next_power_of_two(), l.next_power_of_two())).collect();
+    for kernel in ["thread", "group"] {
+        let g = gpu_pinned(&keys, kernel);
+        for &(rows, len) in &shapes {
+            let x = rand_vec(rows * len, 5, -1.0, 1.0);
+            let t = Tensor::from_slice(&g, &x, &[rows, len]).unwrap();
+            for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+                let got = ops::reduce(&t, 1, op, false).unwrap().to_vec().unwrap();
+                let want = cpu_reduce(&x, &[rows, len], 1, op);
+                assert_close(&format!("{kernel} {op:?} {rows}x{len}"), &got, &want, 1e-5, 1e-5);
+            }
+        }
+        let used = g.tune_used();
+        assert!(keys.iter().all(|k| used.get(k).map(String::as_str) == Some(kernel)), "{used:?}");
     }
 }

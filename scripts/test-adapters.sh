@@ -39,6 +39,7 @@ install_packages() {
 SKIP=(--skip cli:: --skip generator:: --skip train:: --skip vae:: --skip vae_blocks:: --skip interp::
       --skip flow:: --skip tune::)
 
+enma_install_system_packages
 cargo build --release --tests --quiet || exit 1
 # the autotuner's choices of each adapter in a fresh cache unless one is given
 if [ -z "${ENMA_CACHE_DIR:-}" ]; then
