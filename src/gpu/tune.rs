@@ -103,12 +103,8 @@ impl Tuner {
             pinned: BTreeMap::new(),
             used: BTreeMap::new(),
         };
-        // An unreadable or damaged cache is only a lost speed-up: start empty and rewrite it.
-        if let Some(f) = &t.file
-            && let Ok(bytes) = std::fs::read(f)
-            && let Ok(c) = serde_json::from_slice::<CacheFile>(&bytes)
-        {
-            t.table = c.choices;
+        if let Some(f) = &t.file {
+            t.table = read_cache(f);
         }
         t
     }
@@ -131,11 +127,7 @@ impl Tuner {
             }
         };
         let result = (|| {
-            let mut choices = std::fs::read(f)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
-                .map(|c| c.choices)
-                .unwrap_or_default();
+            let mut choices = read_cache(f);
             if let Some(theirs) = choices.get(key) {
                 return Ok(Some(theirs.clone()));
             }
@@ -151,6 +143,16 @@ impl Tuner {
         }
         result
     }
+}
+
+/// The choices in a cache file; none when it is missing or damaged (only a lost speed-up: the
+/// file is rewritten with the next choice).
+fn read_cache(f: &Path) -> BTreeMap<String, TuneChoice> {
+    std::fs::read(f)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
+        .map(|c| c.choices)
+        .unwrap_or_default()
 }
 
 /// Median of a few samples.
@@ -186,13 +188,6 @@ impl Gpu {
     pub fn pin_tune_choices(&self, choices: &BTreeMap<String, String>) {
         let mut t = self.tuner();
         t.pinned.extend(choices.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-
-    /// Forgets the in-memory choices of this `Gpu` (not the file): the next use measures again.
-    pub fn forget_tune_choices(&self) {
-        let mut t = self.tuner();
-        t.table.clear();
-        t.used.clear();
     }
 
     fn tuner(&self) -> std::sync::MutexGuard<'_, Tuner> {

@@ -167,6 +167,13 @@ impl FlowHead {
         seed: u64,
     ) -> Result<Tensor> {
         let fits = self.weights(store)?.fits(steps);
+        let run = |fused: bool| {
+            if fused {
+                self.sample_fused(gpu, store, cond, steps, temperature, seed)
+            } else {
+                self.sample_composed(gpu, store, cond, steps, temperature, seed)
+            }
+        };
         let fused = match std::env::var("ENMA_FLOW_SAMPLER").as_deref() {
             Ok("fused") => true,
             Ok("composed") => false,
@@ -175,21 +182,10 @@ impl FlowHead {
                 let candidates = [("composed".to_string(), false), ("fused".to_string(), true)];
                 let c = &self.config;
                 let class = format!("n{} d{} w{}x{} steps{steps}", bucket(cond.shape()[0]), c.dim, c.width, c.depth);
-                gpu.tune("flow_sample", &class, &candidates, usize::from(!gpu.is_cpu()), |&fused| {
-                    let r = if fused {
-                        self.sample_fused(gpu, store, cond, steps, temperature, seed)
-                    } else {
-                        self.sample_composed(gpu, store, cond, steps, temperature, seed)
-                    };
-                    r.map(drop)
-                })?
+                gpu.tune("flow_sample", &class, &candidates, usize::from(!gpu.is_cpu()), |&f| run(f).map(drop))?
             }
         };
-        if !fused || !fits {
-            self.sample_composed(gpu, store, cond, steps, temperature, seed)
-        } else {
-            self.sample_fused(gpu, store, cond, steps, temperature, seed)
-        }
+        run(fused && fits)
     }
 
     /// Where the head's weights sit in the store's flat buffer, for the fused sampler.

@@ -24,15 +24,7 @@ const CPU_THREAD_PER_ROW_MIN_ROWS: usize = 64;
 /// A reduction of an axis longer than [`LOOP_BUDGET`](super::LOOP_BUDGET) (where one invocation
 /// would own the whole axis): partial results over chunks of `LOOP_BUDGET`, then over the partial results (the sum
 /// of a mean, scaled at the end).
-fn two_stage(
-    x: &Tensor,
-    ax: usize,
-    op: ReduceOp,
-    keepdim: bool,
-    outer: usize,
-    len: usize,
-    inner: usize,
-) -> Result<Tensor> {
+fn two_stage(x: &Tensor, op: ReduceOp, out_shape: &[usize], outer: usize, len: usize, inner: usize) -> Result<Tensor> {
     let inner_op = if op == ReduceOp::Mean { ReduceOp::Sum } else { op };
     let main = len / LOOP_BUDGET * LOOP_BUDGET;
     let x3 = x.reshape(&[outer, len, inner])?;
@@ -46,13 +38,7 @@ fn two_stage(
     if op == ReduceOp::Mean {
         y = super::scale(&y, 1.0 / len as f32)?;
     }
-    let mut out_shape = x.shape().to_vec();
-    if keepdim {
-        out_shape[ax] = 1;
-    } else {
-        out_shape.remove(ax);
-    }
-    y.reshape(&out_shape)
+    y.reshape(out_shape)
 }
 
 /// Reduces `x` along `axis` (negative counts from the end). With `keepdim` the axis stays with
@@ -83,6 +69,13 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
     too_big(x.numel())?;
     let (o, l, i) = (too_big(outer)?, too_big(len)?, too_big(inner)?);
     let gpu = x.gpu();
+    // a workgroup per row (contiguous rows of at least ROW_KERNEL_MIN_LEN), or one invocation
+    // per output (built-in rule: the group kernel on GPUs and for few rows on CPU adapters)
+    let rule = inner == 1 && len >= ROW_KERNEL_MIN_LEN && (!gpu.is_cpu() || outer < CPU_THREAD_PER_ROW_MIN_ROWS);
+    if len > LOOP_BUDGET && !(rule && len / 256 < LOOP_BUDGET) {
+        // one invocation would loop over more than LOOP_BUDGET elements: reduce in two stages
+        return two_stage(x, op, &out_shape, outer, len, inner);
+    }
     let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
     let ov = [("OP", op as u32 as f64)];
     let imm = Imm::default().u(o).u(l).u(i);
@@ -93,13 +86,6 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
             launch(gpu, &REDUCE, "reduce_cols", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d((outer * inner) as u64, 256))
         }
     };
-    // a workgroup per row (contiguous rows of at least ROW_KERNEL_MIN_LEN), or one invocation
-    // per output (built-in rule: the group kernel on GPUs and for few rows on CPU adapters)
-    let rule = inner == 1 && len >= ROW_KERNEL_MIN_LEN && (!gpu.is_cpu() || outer < CPU_THREAD_PER_ROW_MIN_ROWS);
-    if len > LOOP_BUDGET && !(rule && len / 256 < LOOP_BUDGET) {
-        // one invocation would loop over more than LOOP_BUDGET elements: reduce in two stages
-        return two_stage(x, ax, op, keepdim, outer, len, inner);
-    }
     // a workgroup per row, or (rows of at most LOOP_BUDGET) one invocation per row: measured
     let group = if inner == 1 && (ROW_KERNEL_MIN_LEN..=LOOP_BUDGET).contains(&len) {
         let candidates = [("thread".to_string(), false), ("group".to_string(), true)];

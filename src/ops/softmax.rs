@@ -25,9 +25,7 @@ fn plan(op: &str, x: &Tensor) -> Result<(u32, u32, bool)> {
     let class = format!("{}x{}", crate::gpu::tune::bucket(rows), crate::gpu::tune::bucket(len));
     let (r, l) = (u(rows)?, u(len)?);
     let group = gpu.tune("softmax", &class, &candidates, usize::from(rule), |&g| {
-        let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-        let entry = if g { "softmax_group" } else { "softmax_thread" };
-        launch(gpu, &SOFTMAX, entry, &[], &[(0, x), (1, &y)], &Imm::default().u(r).u(l), grid(gpu, r, g))
+        forward(x, &Tensor::empty(gpu, x.shape(), DType::F32)?, r, l, g)
     })?;
     Ok((r, l, group))
 }
@@ -48,9 +46,15 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
     if len == 0 {
         return Ok(y);
     }
-    let entry = if group { "softmax_group" } else { "softmax_thread" };
-    launch(gpu, &SOFTMAX, entry, &[], &[(0, x), (1, &y)], &Imm::default().u(rows).u(len), grid(gpu, rows, group))?;
+    forward(x, &y, rows, len, group)?;
     Ok(y)
+}
+
+/// Records the softmax of `x` (`rows` × `len`) into `y` with one kernel.
+fn forward(x: &Tensor, y: &Tensor, rows: u32, len: u32, group: bool) -> Result<()> {
+    let gpu = x.gpu();
+    let entry = if group { "softmax_group" } else { "softmax_thread" };
+    launch(gpu, &SOFTMAX, entry, &[], &[(0, x), (1, y)], &Imm::default().u(rows).u(len), grid(gpu, rows, group))
 }
 
 /// dx = y ⊙ (dy − Σ dy ⊙ y) along the last axis, from the softmax output `y`.
