@@ -176,7 +176,24 @@ fn bench_attention(
     flash: bool,
     backward: bool,
 ) -> Result<Row> {
-    use enma::ops::flash_attention::AttentionOptions;
+    let kernel = flash.then_some(enma::ops::flash_attention::FlashKernel::Auto);
+    bench_attention_with(gpu, b, h, t, hd, block, kernel, backward)
+}
+
+/// Attention with the given flash kernel, or the plain path (`None`).
+#[allow(clippy::too_many_arguments)]
+fn bench_attention_with(
+    gpu: &Gpu,
+    b: usize,
+    h: usize,
+    t: usize,
+    hd: usize,
+    block: Option<usize>,
+    kernel: Option<enma::ops::flash_attention::FlashKernel>,
+    backward: bool,
+) -> Result<Row> {
+    use enma::ops::flash_attention::{AttentionOptions, FlashKernel};
+    let flash = kernel.is_some();
     let n = b * h * t * hd;
     let mask = match block {
         Some(f) => {
@@ -193,7 +210,8 @@ fn bench_attention(
     let opts = match block {
         Some(f) => AttentionOptions::new(hd).block_causal(f),
         None => AttentionOptions::new(hd),
-    };
+    }
+    .kernel(kernel.unwrap_or(FlashKernel::Auto));
     let (d, method, per_iter) = measure_with(gpu, false, || {
         let tape = if backward { Tape::new(gpu) } else { Tape::no_grad(gpu) };
         let (qv, kv, vv) = (tape.leaf(q.clone()), tape.leaf(k.clone()), tape.leaf(v.clone()));
@@ -216,7 +234,12 @@ fn bench_attention(
     Ok(Row {
         kernel: format!(
             "attention {}{}{}",
-            if flash { "flash" } else { "plain" },
+            match kernel {
+                None => "plain",
+                Some(FlashKernel::Auto) => "flash",
+                Some(FlashKernel::Tiled) => "flash-tiled",
+                Some(FlashKernel::Subgroup) => "flash-subgroup",
+            },
             if block.is_some() { " block-causal" } else { "" },
             if backward { " fwd+bwd" } else { " fwd" }
         ),
@@ -426,8 +449,10 @@ fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) 
     let (d, method, per_iter) = measure_with(gpu, true, || {
         let tape = Tape::new(gpu);
         let mut h = tape.constant(x.clone());
+        // block-causal attention over 16-token frames, as ENMA's causal transformer
+        let opts = enma::ops::flash_attention::AttentionOptions::new(width / 4).block_causal(16);
         for layer in &layers {
-            h = layer.forward(&tape, &store, &h, None)?;
+            h = layer.forward_flash(&tape, &store, &h, &opts)?;
         }
         let loss = enma::ops::loss::mse(&h, &tape.constant(y.clone()))?;
         let grads = loss.backward()?;
@@ -435,7 +460,7 @@ fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) 
         loss.to_vec().map(drop)
     })?;
     Ok(Row {
-        kernel: format!("train step ({blocks} blocks, AdamW)"),
+        kernel: format!("train step ({blocks} blocks, block-causal, AdamW)"),
         shape: format!("w{width} b{b} t{t}"),
         dtype: "f32",
         median_ms: d.as_secs_f64() * 1e3,
@@ -543,6 +568,26 @@ fn profile_step(gpu: &Gpu, what: Option<&str>) -> Result<()> {
             conv_causal_backward(&x, &w, false, &y, &spec, ConvMethod::Auto).map(drop)
         });
     }
+    if what == Some("train") {
+        let (width, b, t) = (64, 16, 176);
+        let layers: Vec<TransformerBlock> =
+            (0..2).map(|i| TransformerBlock::new(&mut store, &format!("b{i}"), width, 4, 2)).collect::<Result<_>>()?;
+        let mut opt = AdamW::new(&store, AdamWConfig { clip_norm: Some(1.0), ..Default::default() })?;
+        let x = Tensor::from_slice(gpu, &rand(b * t * width, 11), &[b, t, width])?;
+        let y = Tensor::from_slice(gpu, &rand(b * t * width, 12), &[b, t, width])?;
+        let opts = enma::ops::flash_attention::AttentionOptions::new(width / 4).block_causal(16);
+        return print_profile(gpu, "transformer train step, 2 blocks, block-causal (batch 16, 176 tokens)", || {
+            let tape = Tape::new(gpu);
+            let mut h = tape.constant(x.clone());
+            for layer in &layers {
+                h = layer.forward_flash(&tape, &store, &h, &opts)?;
+            }
+            let loss = enma::ops::loss::mse(&h, &tape.constant(y.clone()))?;
+            let grads = loss.backward()?;
+            opt.step(&store, &grads, 1e-3)?;
+            loss.to_vec().map(drop)
+        });
+    }
     if what == Some("generator") {
         use enma::model::enma::{Generator, GeneratorConfig};
         let g = Generator::new(&mut store, GeneratorConfig::tiny(4, vec![16]))?;
@@ -630,6 +675,20 @@ fn run() -> Result<()> {
             }
         }
         rows.push(bench_train_step(&gpu, 64, 2, 16, 176)?);
+    }
+    if keep("flash") {
+        // the peer attention shapes with every flash kernel, beside the plain path
+        use enma::ops::flash_attention::FlashKernel;
+        for (b, h, t, hd) in [(8, 4, 176, 16), (16, 8, 512, 64)] {
+            for backward in [false, true] {
+                for kernel in [Some(FlashKernel::Subgroup), Some(FlashKernel::Tiled), None] {
+                    match bench_attention_with(&gpu, b, h, t, hd, Some(16), kernel, backward) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => println!("attention {kernel:?} b{b} h{h} t{t} d{hd}: skipped ({e})"),
+                    }
+                }
+            }
+        }
     }
     if keep("add") {
         rows.push(bench_add(&gpu, 16 << 20)?);

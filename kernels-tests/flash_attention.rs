@@ -2,8 +2,8 @@
 //! plain attention path (matmul, additive mask, softmax), and the KV-cache decode against the
 //! full forward.
 
-use enma::ops::flash_attention::{AttentionOptions, flash_attention, flash_attention_cached};
-use enma::{Tape, Tensor};
+use enma::ops::flash_attention::{AttentionOptions, FlashKernel, flash_attention, flash_attention_cached};
+use enma::{Gpu, Tape, Tensor};
 
 use crate::common::{assert_close, check_grads, gpu, rand_vec};
 
@@ -42,6 +42,15 @@ fn reference(q: &[f64], k: &[f64], v: &[f64], s: [usize; 5], o: &AttentionOption
     out
 }
 
+/// Every kernel the adapter can run (the tests force each, not only the tuner's pick).
+fn kernels(g: &Gpu) -> Vec<FlashKernel> {
+    let mut k = vec![FlashKernel::Tiled];
+    if enma::ops::matmul::subgroup_lanes(g).is_some() {
+        k.push(FlashKernel::Subgroup);
+    }
+    k
+}
+
 fn cases() -> Vec<([usize; 5], AttentionOptions)> {
     let base = |dh| AttentionOptions::new(dh);
     vec![
@@ -51,13 +60,17 @@ fn cases() -> Vec<([usize; 5], AttentionOptions)> {
         ([2, 2, 8, 8, 4], base(4).block_causal(2).key_lens(vec![5, 8])),
         // more queries and keys than one tile, a batch with no valid key at all
         ([2, 1, 70, 80, 2], base(2).key_lens(vec![0, 75])),
+        // partial last frame, padded keys inside a tile and at its edge, more queries than keys
+        ([2, 1, 37, 37, 6], base(6).block_causal(5).key_lens(vec![33, 16])),
+        ([1, 3, 40, 17, 9], base(9).key_lens(vec![17])),
     ]
 }
 
 #[test]
 fn flash_attention_matches_the_reference_with_every_mask() {
     let g = gpu();
-    for (k, (s, opts)) in cases().into_iter().enumerate() {
+    let all = cases().into_iter().flat_map(|(s, o)| kernels(&g).into_iter().map(move |k| (s, o.clone().kernel(k))));
+    for (k, (s, opts)) in all.enumerate() {
         let [b, h, nq, nk, dh] = s;
         let (sq, sk) = (vec![b, h, nq, dh], vec![b, h, nk, dh]);
         let o2 = opts.clone();
@@ -79,10 +92,12 @@ fn flash_attention_matches_the_reference_with_every_mask() {
 #[test]
 fn flash_attention_equals_the_plain_attention_path() {
     let g = gpu();
-    for (b, h, n, dh, block) in [(2, 2, 100, 16, None), (1, 2, 96, 64, Some(16)), (2, 4, 48, 8, Some(12))] {
+    let shapes = [(2, 2, 100, 16, None), (1, 2, 96, 64, Some(16)), (2, 4, 48, 8, Some(12)), (1, 1, 150, 32, Some(16))];
+    for ((b, h, n, dh, block), kernel) in shapes.into_iter().flat_map(|s| kernels(&g).into_iter().map(move |k| (s, k)))
+    {
         let shape = [b, h, n, dh];
         let data: Vec<Vec<f32>> = (0..4).map(|i| rand_vec(b * h * n * dh, 50 + i, -1.0, 1.0)).collect();
-        let mut opts = AttentionOptions::new(dh);
+        let mut opts = AttentionOptions::new(dh).kernel(kernel);
         opts.block_causal = block;
         let run = |flash: bool| {
             let tape = Tape::new(&g);
@@ -111,7 +126,7 @@ fn flash_attention_equals_the_plain_attention_path() {
         };
         let (fa, plain) = (run(true), run(false));
         for (i, name) in ["o", "dq", "dk", "dv"].iter().enumerate() {
-            assert_close(&format!("{shape:?} {block:?} {name}"), &fa[i], &plain[i], 2e-5, 2e-4);
+            assert_close(&format!("{shape:?} {block:?} {kernel:?} {name}"), &fa[i], &plain[i], 2e-5, 2e-4);
         }
     }
 }
@@ -127,34 +142,37 @@ fn decoding_from_a_kv_cache_equals_the_full_forward() {
         rand_vec(b * h * n * dh, 3, -1.0, 1.0)
     });
     let t = |d: &[f32], s: &[usize]| Tensor::from_slice(&g, d, s).unwrap();
-    let opts = AttentionOptions::new(dh).block_causal(m);
-    let (full, _) = flash_attention(&t(&qv, &shape), &t(&kv, &shape), &t(&vv, &shape), &opts).unwrap();
-    let full = full.to_vec().unwrap();
-    // the cache holds all n rows; only the first (f + 1)·m are in use at frame f (the rest is
-    // garbage that must never be read)
-    let mut kc = vec![f32::NAN; b * h * n * dh];
-    let mut vc = kc.clone();
-    for f in 0..frames {
-        let mut q = Vec::new();
-        for bh in 0..b * h {
-            for r in f * m..(f + 1) * m {
-                let src = (bh * n + r) * dh;
-                kc[src..src + dh].copy_from_slice(&kv[src..src + dh]);
-                vc[src..src + dh].copy_from_slice(&vv[src..src + dh]);
-                q.extend_from_slice(&qv[src..src + dh]);
+    for kernel in kernels(&g) {
+        let opts = AttentionOptions::new(dh).block_causal(m).kernel(kernel);
+        let (full, _) = flash_attention(&t(&qv, &shape), &t(&kv, &shape), &t(&vv, &shape), &opts).unwrap();
+        let full = full.to_vec().unwrap();
+        // the cache holds all n rows; only the first (f + 1)·m are in use at frame f (the rest is
+        // garbage that must never be read)
+        let mut kc = vec![f32::NAN; b * h * n * dh];
+        let mut vc = kc.clone();
+        for f in 0..frames {
+            let mut q = Vec::new();
+            for bh in 0..b * h {
+                for r in f * m..(f + 1) * m {
+                    let src = (bh * n + r) * dh;
+                    kc[src..src + dh].copy_from_slice(&kv[src..src + dh]);
+                    vc[src..src + dh].copy_from_slice(&vv[src..src + dh]);
+                    q.extend_from_slice(&qv[src..src + dh]);
+                }
             }
-        }
-        let mut o = opts.clone();
-        o.q_offset = f * m;
-        let step = flash_attention_cached(&t(&q, &[b, h, m, dh]), &t(&kc, &shape), &t(&vc, &shape), (f + 1) * m, &o)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        for bh in 0..b * h {
-            for r in 0..m {
-                let want = &full[(bh * n + f * m + r) * dh..][..dh];
-                let got = &step[(bh * m + r) * dh..][..dh];
-                assert_close(&format!("frame {f} row {r}"), got, want, 1e-6, 1e-5);
+            let mut o = opts.clone();
+            o.q_offset = f * m;
+            let step =
+                flash_attention_cached(&t(&q, &[b, h, m, dh]), &t(&kc, &shape), &t(&vc, &shape), (f + 1) * m, &o)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap();
+            for bh in 0..b * h {
+                for r in 0..m {
+                    let want = &full[(bh * n + f * m + r) * dh..][..dh];
+                    let got = &step[(bh * m + r) * dh..][..dh];
+                    assert_close(&format!("{kernel:?} frame {f} row {r}"), got, want, 1e-6, 1e-5);
+                }
             }
         }
     }

@@ -47,6 +47,7 @@ pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
 pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup");
 pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
+pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup");
 pub const FLOW_SAMPLE: Shader = shader!("flow_sample");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).
@@ -71,6 +72,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     CONV_CAUSAL,
     CONV_CAUSAL_SUBGROUP,
     FLASH_ATTENTION,
+    FLASH_ATTENTION_SUBGROUP,
     FLOW_SAMPLE,
 ];
 

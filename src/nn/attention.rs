@@ -31,9 +31,9 @@ impl KvCache {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionPath {
     /// Without key padding and with a score matrix that fits one storage binding, the path the
-    /// autotuner measures faster on the forward pass (built-in rule: plain on CPU adapters,
-    /// where it was 2–7× faster, `cargo bench --bench kernels -- attention`); the flash kernel
-    /// otherwise. `ENMA_ATTENTION=flash|plain` overrides.
+    /// autotuner measures faster on the forward pass (built-in rule: flash, but plain on CPU
+    /// adapters without the subgroup flash kernel, where the tiled one was 2–7× slower,
+    /// `cargo bench --bench kernels -- flash`); the flash kernel otherwise. `ENMA_ATTENTION=flash|plain` overrides.
     #[default]
     Auto,
     Flash,
@@ -167,7 +167,9 @@ impl MultiHeadAttention {
                 (AttentionPath::Auto, _) if plain_possible => {
                     // measured on the forward pass with the real inputs, outside the tape
                     let gpu = tape.gpu();
-                    let rule = usize::from(gpu.is_cpu());
+                    // plain on CPU adapters without the subgroup flash kernel, where the tiled
+                    // one was 2–7× slower (`cargo bench --bench kernels -- flash`)
+                    let rule = usize::from(gpu.is_cpu() && crate::ops::matmul::subgroup_lanes(&gpu).is_none());
                     let candidates = [("flash".to_string(), false), ("plain".to_string(), true)];
                     let class = format!(
                         "b{} h{} t{} d{} blk{}",

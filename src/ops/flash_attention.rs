@@ -3,17 +3,36 @@
 //! exists in memory. Masks: none, block-causal (a token sees every token of its own frame and
 //! of earlier frames) and key padding; [`flash_attention_cached`] reads keys and values from a
 //! KV cache for decoding.
+//!
+//! Two kernels: `flash_attention_subgroup.wgsl` (adapters with one fixed subgroup size of 4 to
+//! 64 lanes: each lane owns four rows, tiles of 16 rows are shared by subgroup broadcasts) and
+//! `flash_attention.wgsl` (any adapter: one invocation per row, tiles staged in workgroup
+//! memory). [`FlashKernel::Auto`] lets the autotuner pick per shape class.
 
 use super::{Imm, launch};
 use crate::autodiff::Var;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::FLASH_ATTENTION;
+use crate::gpu::kernels::{FLASH_ATTENTION, FLASH_ATTENTION_SUBGROUP, Shader};
+use crate::gpu::tune::bucket;
 use crate::gpu::{DType, Gpu, Tensor};
 
 /// Largest head dimension of the kernel (`MAX_DH` in the shader).
 pub const MAX_HEAD_DIM: usize = 64;
-/// Queries (or keys) per workgroup (`BQ` in the shader).
+/// Queries (or keys) per workgroup of the tiled kernel (`BQ` in the shader).
 const TILE: usize = 64;
+
+/// Which flash kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlashKernel {
+    /// The autotuner's choice per shape class (built-in rule: `Subgroup` where it applies).
+    #[default]
+    Auto,
+    /// One invocation per query (or key), tiles in workgroup memory: any adapter.
+    Tiled,
+    /// Four rows per lane, tiles shared by subgroup broadcasts: adapters with one fixed
+    /// subgroup size of 4 to 64 lanes ([`subgroup_lanes`](super::matmul::subgroup_lanes)).
+    Subgroup,
+}
 
 /// What each query may see, and the score scale.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +47,8 @@ pub struct AttentionOptions {
     /// Position of query 0 in the key sequence (decoding with a KV cache: the cached length
     /// before this step's tokens). Only matters with a block-causal mask.
     pub q_offset: usize,
+    /// The kernel (default: [`FlashKernel::Auto`]).
+    pub kernel: FlashKernel,
 }
 
 impl AttentionOptions {
@@ -38,12 +59,19 @@ impl AttentionOptions {
             block_causal: None,
             key_lens: None,
             q_offset: 0,
+            kernel: FlashKernel::Auto,
         }
     }
 
     /// The same with a block-causal mask of `block` tokens per frame.
     pub fn block_causal(mut self, block: usize) -> AttentionOptions {
         self.block_causal = Some(block);
+        self
+    }
+
+    /// The same with the given kernel.
+    pub fn kernel(mut self, kernel: FlashKernel) -> AttentionOptions {
+        self.kernel = kernel;
         self
     }
 
@@ -104,22 +132,87 @@ fn imm(d: &Dims, o: &AttentionOptions) -> Result<Imm> {
         .f(o.scale))
 }
 
-fn overrides(d: &Dims, o: &AttentionOptions) -> [(&'static str, f64); 2] {
-    [("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 })]
+/// A resolved kernel: the shader, its overrides and the rows one workgroup covers.
+struct Launch {
+    shader: &'static Shader,
+    overrides: Vec<(&'static str, f64)>,
+    rows: usize,
 }
 
-/// Whether the kernels can attend over `tokens` keys (or queries) of head dimension `dh` on
-/// this adapter. Mesa's software drivers stop an invocation's loops after a fixed budget of
-/// passes ([`LOOP_BUDGET`](super::LOOP_BUDGET)); one invocation here loops over every key
-/// (forward, dq) or query (dk/dv) tile of 16, about 33 passes per head channel and tile when the
-/// channel loops are not unrolled (more than 32 channels; measured wrong from 512 keys at 64),
-/// about 128 when they are (measured correct up to 4,096 keys at 16 and 32).
+fn base_overrides(d: &Dims, o: &AttentionOptions) -> Vec<(&'static str, f64)> {
+    vec![("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 })]
+}
+
+fn resolve(gpu: &Gpu, d: &Dims, o: &AttentionOptions, kernel: FlashKernel) -> Result<Launch> {
+    let mut overrides = base_overrides(d, o);
+    let lanes = super::matmul::subgroup_lanes(gpu);
+    match (kernel, lanes) {
+        (FlashKernel::Tiled, _) | (FlashKernel::Auto, None) => {
+            check_fits(d, gpu, FlashKernel::Tiled)?;
+            Ok(Launch { shader: &FLASH_ATTENTION, overrides, rows: TILE })
+        }
+        (FlashKernel::Subgroup, Some(sg)) => {
+            check_fits(d, gpu, FlashKernel::Subgroup)?;
+            overrides.push(("SG", sg as f64));
+            Ok(Launch { shader: &FLASH_ATTENTION_SUBGROUP, overrides, rows: 4 * sg as usize })
+        }
+        (FlashKernel::Auto, Some(_)) if !kernel_fits(gpu, FlashKernel::Tiled, d.nq.max(d.k_rows), d.dh) => {
+            resolve(gpu, d, o, FlashKernel::Subgroup)
+        }
+        (FlashKernel::Subgroup, None) => Err(Error::invalid(
+            "flash_attention",
+            format!(
+                "the subgroup kernel needs one fixed subgroup size of 4 to 64 lanes, which {} does not report; \
+                 use FlashKernel::Tiled or Auto",
+                gpu.adapter().name
+            ),
+        )),
+        (FlashKernel::Auto, Some(_)) => {
+            let candidates =
+                [("subgroup".to_string(), FlashKernel::Subgroup), ("tiled".to_string(), FlashKernel::Tiled)];
+            let class = format!(
+                "bh{} q{} k{} d{} blk{}",
+                bucket(d.b * d.h),
+                bucket(d.nq),
+                bucket(d.nk),
+                d.dh,
+                o.block_causal.map_or(0, |b| b.min(64))
+            );
+            let (qd, kd) = ([d.b, d.h, d.nq, d.dh], [d.b, d.h, d.k_rows, d.dh]);
+            let pick = gpu.tune("flash_attention", &class, &candidates, 0, |&kernel| {
+                let t = |s: &[usize]| Tensor::zeros(gpu, s, DType::F32);
+                let opts = AttentionOptions { kernel, ..o.clone() };
+                forward(&t(&qd)?, &t(&kd)?, &t(&kd)?, d, &opts).map(drop)
+            })?;
+            resolve(gpu, d, o, pick)
+        }
+    }
+}
+
+/// Whether the flash kernel the rules pick (the subgroup kernel where it applies) can attend
+/// over `tokens` keys (or queries) of head dimension `dh` on this adapter; see [`kernel_fits`].
 pub fn fits(gpu: &Gpu, tokens: usize, dh: usize) -> bool {
-    let per_tile = if dh > 32 { 33 * (dh + 1) } else { 128 };
-    !gpu.loop_capped() || tokens.div_ceil(16) * per_tile <= super::LOOP_BUDGET
+    let k = if super::matmul::subgroup_lanes(gpu).is_some() { FlashKernel::Subgroup } else { FlashKernel::Tiled };
+    kernel_fits(gpu, k, tokens, dh)
 }
 
-fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
+/// Whether `kernel` can attend over `tokens` keys (or queries) of head dimension `dh` on this
+/// adapter. Mesa's software drivers stop an invocation's loops after a fixed budget of passes
+/// ([`LOOP_BUDGET`](super::LOOP_BUDGET)); one invocation loops over every key (forward, dq) or
+/// query (dk/dv) tile of 16. The tiled kernel spends about 33 passes per head channel and tile
+/// when its channel loops are not unrolled (more than 32 channels; measured wrong from 512 keys
+/// at 64), about 128 when they are (measured correct up to 4,096 keys at 16 and 32); the
+/// subgroup kernel has every inner loop written out and spends one pass per tile.
+pub fn kernel_fits(gpu: &Gpu, kernel: FlashKernel, tokens: usize, dh: usize) -> bool {
+    let per_tile = match kernel {
+        FlashKernel::Subgroup => 1,
+        _ if dh > 32 => 33 * (dh + 1),
+        _ => 128,
+    };
+    !gpu.loop_capped() || tokens.div_ceil(16) * per_tile + 16 <= super::LOOP_BUDGET
+}
+
+fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<()> {
     let op = "flash_attention";
     if o.block_causal == Some(0) {
         return Err(Error::invalid(op, "a block-causal mask needs blocks of at least one token"));
@@ -131,7 +224,13 @@ fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
     if d.b * d.h > max || d.nq.max(d.k_rows).div_ceil(TILE) > max {
         return Err(Error::invalid(op, format!("B·H = {} or {} tokens exceed the workgroup grid", d.b * d.h, d.nq)));
     }
-    if !fits(gpu, d.nq.max(d.k_rows), d.dh) {
+    Ok(())
+}
+
+/// The loop budget of software drivers (see [`kernel_fits`]).
+fn check_fits(d: &Dims, gpu: &Gpu, kernel: FlashKernel) -> Result<()> {
+    let op = "flash_attention";
+    if !kernel_fits(gpu, kernel, d.nq.max(d.k_rows), d.dh) {
         return Err(Error::invalid(
             op,
             format!(
@@ -144,6 +243,12 @@ fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// The key lengths of every batch as a tensor.
+fn key_lens(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
+    let op = "flash_attention";
     let lens = match &o.key_lens {
         Some(l) if l.len() != d.b => {
             return Err(Error::invalid(op, format!("{} key lengths for a batch of {}", l.len(), d.b)));
@@ -154,24 +259,45 @@ fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
     Tensor::from_u32(gpu, &lens, &[d.b])
 }
 
-fn grid(d: &Dims, rows: usize) -> [u32; 3] {
-    [rows.div_ceil(TILE).max(1) as u32, (d.b * d.h) as u32, 1]
+/// The subgroup kernel's entry points reference all of bindings 0..=10 but the statistics the
+/// other pass owns (7 in `forward`, 5 in the backward): slots an entry does not use are bound to a buffer it binds already
+/// (q for the read-only ones, its first output for the writable ones), which it never touches
+/// through them.
+fn bindings<'a>(l: &Launch, used: &[(u32, &'a Tensor)]) -> Vec<(u32, &'a Tensor)> {
+    let mut all = used.to_vec();
+    if std::ptr::eq(l.shader, &FLASH_ATTENTION_SUBGROUP) {
+        let q = used[0].1;
+        let out = used.iter().find(|(s, _)| [4, 8, 9].contains(s)).map(|&(_, t)| t).unwrap_or(q);
+        for slot in 4..=10 {
+            let forward = used.iter().any(|(s, _)| *s == 5);
+            if !used.iter().any(|(s, _)| *s == slot) && slot != if forward { 7 } else { 5 } {
+                all.push((slot, if matches!(slot, 6 | 7) { q } else { out }));
+            }
+        }
+    }
+    all
+}
+
+fn grid(d: &Dims, rows: usize, per_group: usize) -> [u32; 3] {
+    [rows.div_ceil(per_group).max(1) as u32, (d.b * d.h) as u32, 1]
 }
 
 fn forward(q: &Tensor, k: &Tensor, v: &Tensor, d: &Dims, opts: &AttentionOptions) -> Result<(Tensor, Tensor)> {
     let gpu = q.gpu();
-    let lens = check(d, opts, gpu)?;
+    check(d, opts, gpu)?;
+    let lens = key_lens(d, opts, gpu)?;
     let o = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let stats = Tensor::empty(gpu, &[2 * d.b * d.h * d.nq.max(1)], DType::F32)?;
     if d.nq > 0 {
+        let l = resolve(gpu, d, opts, opts.kernel)?;
         launch(
             gpu,
-            &FLASH_ATTENTION,
+            l.shader,
             "forward",
-            &overrides(d, opts),
-            &[(0, q), (1, k), (2, v), (3, &lens), (4, &o), (5, &stats)],
+            &l.overrides,
+            &bindings(&l, &[(0, q), (1, k), (2, v), (3, &lens), (4, &o), (5, &stats)]),
             &imm(d, opts)?,
-            grid(d, d.nq),
+            grid(d, d.nq, l.rows),
         )?;
     }
     Ok((o, stats))
@@ -211,19 +337,21 @@ pub fn flash_attention_backward(
         return Err(Error::shape("flash_attention", dout.shape(), q.shape(), "dout and o are shaped like q"));
     }
     let gpu = q.gpu();
-    let lens = check(&d, opts, gpu)?;
+    check(&d, opts, gpu)?;
+    let lens = key_lens(&d, opts, gpu)?;
     let zeros = |t: &Tensor| Tensor::zeros(gpu, t.shape(), DType::F32);
     if d.nq == 0 || d.nk == 0 {
         return Ok((zeros(q)?, zeros(k)?, zeros(v)?));
     }
     let empty = |t: &Tensor| Tensor::empty(gpu, t.shape(), DType::F32);
     let (dq, dk, dv) = (empty(q)?, empty(k)?, empty(v)?);
-    let (ov, im) = (overrides(&d, opts), imm(&d, opts)?);
+    let im = imm(&d, opts)?;
+    let l = resolve(gpu, &d, opts, opts.kernel)?;
     launch(
         gpu,
         &FLASH_ATTENTION,
         "delta",
-        &ov,
+        &base_overrides(&d, opts),
         &[(6, dout), (11, o), (5, stats)],
         &im,
         gpu.grid_1d((d.b * d.h * d.nq) as u64, 64),
@@ -231,10 +359,10 @@ pub fn flash_attention_backward(
     let common = [(0, q), (1, k), (2, v), (3, &lens), (6, dout), (7, stats)];
     let mut b = common.to_vec();
     b.push((8, &dq));
-    launch(gpu, &FLASH_ATTENTION, "backward_dq", &ov, &b, &im, grid(&d, d.nq))?;
+    launch(gpu, l.shader, "backward_dq", &l.overrides, &bindings(&l, &b), &im, grid(&d, d.nq, l.rows))?;
     let mut b = common.to_vec();
     b.extend([(9, &dk), (10, &dv)]);
-    launch(gpu, &FLASH_ATTENTION, "backward_dkv", &ov, &b, &im, grid(&d, d.nk))?;
+    launch(gpu, l.shader, "backward_dkv", &l.overrides, &bindings(&l, &b), &im, grid(&d, d.nk, l.rows))?;
     Ok((dq, dk, dv))
 }
 
