@@ -67,14 +67,8 @@ fn run() -> enma::Result<()> {
     let generator = Generator::new(&mut gs, cfg.generator_config(token_dim, grid))?;
     let p = Pipeline { vae: &vae, vae_store: &vs, generator: &generator, gen_store: &gs, scale: 1.0, patch };
     let cfg = RolloutConfig { samples, batch: samples * data.n(), temperature: 1.0, seed: 1, ..cfg.rollout() };
-    // one warm-up run compiles every pipeline
-    let mut small = enma::data::hdf5::Trajectories {
-        data: data.data[..data.stride()].to_vec(),
-        env: vec![data.env[0]],
-        ..data.clone()
-    };
-    small.shape[0] = 1;
-    rollout(&gpu, &p, &small, &cfg)?;
+    // one warm-up run of the same batch compiles every pipeline and makes every tuning choice
+    rollout(&gpu, &p, &data, &cfg)?;
     let t0 = std::time::Instant::now();
     rollout(&gpu, &p, &data, &cfg)?;
     let secs = t0.elapsed().as_secs_f64();

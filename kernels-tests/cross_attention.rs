@@ -121,3 +121,28 @@ fn cross_attention_checks_shapes() {
     .to_string();
     assert!(e.contains("Nk=5"), "{e}");
 }
+
+#[test]
+fn cross_attention_refuses_shapes_past_a_software_drivers_loop_budget() {
+    // 600 keys of head dimension 32: about 600 · (2 · 32 + 2 + 3) = 41,400 loop passes per
+    // invocation, past what lavapipe and llvmpipe run before they stop every loop silently
+    let g = gpu();
+    let t = |s: &[usize]| enma::Tensor::zeros(&g, s, enma::DType::F32).unwrap();
+    let r = enma::ops::cross_attention::cross_attention_forward(
+        &t(&[1, 1, 4, 32]),
+        &t(&[1, 1, 600, 32]),
+        &t(&[1, 1, 600, 32]),
+        &t(&[1, 4, 2]),
+        &t(&[1, 600, 2]),
+        &t(&[1]),
+        None,
+        false,
+    );
+    if g.loop_capped() {
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("loop passes"), "{e}");
+    } else {
+        let (o, _) = r.unwrap();
+        assert!(o.to_vec().unwrap().iter().all(|v| *v == 0.0), "zero values give a zero output");
+    }
+}

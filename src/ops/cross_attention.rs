@@ -61,6 +61,33 @@ fn dims(q: &Tensor, k: &Tensor, v: &Tensor, qc: &Tensor, kc: &Tensor, slopes: &T
     Ok(Dims { b, h, nq, nk, dh, dim, bq, bk })
 }
 
+/// Loop passes of one invocation: every query (forward, dq) or key (dk/dv) walks all keys
+/// (queries) with two loops over the head dimension each, and a few more passes.
+fn loop_passes(d: &Dims) -> usize {
+    d.nq.max(d.nk) * (2 * d.dh + d.dim + 3)
+}
+
+/// Mesa's software drivers stop an invocation's loops after a fixed budget of passes
+/// ([`LOOP_BUDGET`](super::LOOP_BUDGET)): refuse shapes that would exceed it there.
+fn check_loop_budget(gpu: &Gpu, d: &Dims) -> Result<()> {
+    if gpu.loop_capped() && loop_passes(d) > super::LOOP_BUDGET {
+        return Err(Error::invalid(
+            "cross_attention",
+            format!(
+                "{} queries and {} keys of head dimension {} need about {} loop passes in one invocation, more \
+                 than {} runs (its loops stop silently after 65,535); use fewer points (e.g. a coarser \
+                 interpolation grid) or a GPU",
+                d.nq,
+                d.nk,
+                d.dh,
+                loop_passes(d),
+                gpu.adapter().name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn imm(d: &Dims) -> Result<Imm> {
     let u = |v: usize| u32::try_from(v).map_err(|_| Error::invalid("cross_attention", "sizes too large"));
     u(d.b * d.h * d.nq.max(d.nk) * d.dh)?;
@@ -117,6 +144,7 @@ pub fn cross_attention_forward(
         return Err(Error::invalid("cross_attention", format!("{} key counts for a batch of {}", nvalid.len(), d.b)));
     }
     let gpu = q.gpu();
+    check_loop_budget(gpu, &d)?;
     let (coords, meta) = pack(gpu, qc, kc, slopes, nvalid, &d)?;
     let n = d.b * d.h * d.nq;
     let o = Tensor::empty(gpu, q.shape(), DType::F32)?;

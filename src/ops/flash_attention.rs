@@ -170,11 +170,12 @@ fn resolve(gpu: &Gpu, d: &Dims, o: &AttentionOptions, kernel: FlashKernel) -> Re
         (FlashKernel::Auto, Some(_)) => {
             let candidates =
                 [("subgroup".to_string(), FlashKernel::Subgroup), ("tiled".to_string(), FlashKernel::Tiled)];
+            // not the key count: a KV cache grows every frame of a rollout, and each new class
+            // would be measured again
             let class = format!(
-                "bh{} q{} k{} d{} blk{}",
+                "bh{} q{} d{} blk{}",
                 bucket(d.b * d.h),
                 bucket(d.nq),
-                bucket(d.nk),
                 d.dh,
                 o.block_causal.map_or(0, |b| b.min(64))
             );
