@@ -438,19 +438,21 @@ fn bench_flow_sample(gpu: &Gpu, n: usize, steps: usize, fused: bool) -> Result<R
     })
 }
 
-/// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
-fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
+/// A pre-norm transformer of `blocks` blocks (4 heads) with AdamW and one batch `[b, t, width]`:
+/// `step()` is one training step (forward with block-causal attention over 16-token frames, as
+/// ENMA's causal transformer, backward, update, loss readback).
+fn transformer_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<impl FnMut() -> Result<()>> {
     let mut store = ParamStore::new(gpu, 1);
     let layers: Vec<TransformerBlock> =
         (0..blocks).map(|i| TransformerBlock::new(&mut store, &format!("b{i}"), width, 4, 2)).collect::<Result<_>>()?;
     let mut opt = AdamW::new(&store, AdamWConfig { clip_norm: Some(1.0), ..Default::default() })?;
     let x = Tensor::from_slice(gpu, &rand(b * t * width, 11), &[b, t, width])?;
     let y = Tensor::from_slice(gpu, &rand(b * t * width, 12), &[b, t, width])?;
-    let (d, method, per_iter) = measure_with(gpu, true, || {
-        let tape = Tape::new(gpu);
+    let opts = enma::ops::flash_attention::AttentionOptions::new(width / 4).block_causal(16);
+    let gpu = gpu.clone();
+    Ok(move || {
+        let tape = Tape::new(&gpu);
         let mut h = tape.constant(x.clone());
-        // block-causal attention over 16-token frames, as ENMA's causal transformer
-        let opts = enma::ops::flash_attention::AttentionOptions::new(width / 4).block_causal(16);
         for layer in &layers {
             h = layer.forward_flash(&tape, &store, &h, &opts)?;
         }
@@ -458,7 +460,12 @@ fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) 
         let grads = loss.backward()?;
         opt.step(&store, &grads, 1e-3)?;
         loss.to_vec().map(drop)
-    })?;
+    })
+}
+
+/// One AdamW training step of a pre-norm transformer (forward, backward, update, loss readback).
+fn bench_train_step(gpu: &Gpu, width: usize, blocks: usize, b: usize, t: usize) -> Result<Row> {
+    let (d, method, per_iter) = measure_with(gpu, true, transformer_step(gpu, width, blocks, b, t)?)?;
     Ok(Row {
         kernel: format!("train step ({blocks} blocks, block-causal, AdamW)"),
         shape: format!("w{width} b{b} t{t}"),
@@ -569,24 +576,8 @@ fn profile_step(gpu: &Gpu, what: Option<&str>) -> Result<()> {
         });
     }
     if what == Some("train") {
-        let (width, b, t) = (64, 16, 176);
-        let layers: Vec<TransformerBlock> =
-            (0..2).map(|i| TransformerBlock::new(&mut store, &format!("b{i}"), width, 4, 2)).collect::<Result<_>>()?;
-        let mut opt = AdamW::new(&store, AdamWConfig { clip_norm: Some(1.0), ..Default::default() })?;
-        let x = Tensor::from_slice(gpu, &rand(b * t * width, 11), &[b, t, width])?;
-        let y = Tensor::from_slice(gpu, &rand(b * t * width, 12), &[b, t, width])?;
-        let opts = enma::ops::flash_attention::AttentionOptions::new(width / 4).block_causal(16);
-        return print_profile(gpu, "transformer train step, 2 blocks, block-causal (batch 16, 176 tokens)", || {
-            let tape = Tape::new(gpu);
-            let mut h = tape.constant(x.clone());
-            for layer in &layers {
-                h = layer.forward_flash(&tape, &store, &h, &opts)?;
-            }
-            let loss = enma::ops::loss::mse(&h, &tape.constant(y.clone()))?;
-            let grads = loss.backward()?;
-            opt.step(&store, &grads, 1e-3)?;
-            loss.to_vec().map(drop)
-        });
+        let title = "transformer train step, 2 blocks, block-causal (batch 16, 176 tokens)";
+        return print_profile(gpu, title, transformer_step(gpu, 64, 2, 16, 176)?);
     }
     if what == Some("generator") {
         use enma::model::enma::{Generator, GeneratorConfig};
