@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use enma::nn::TransformerBlock;
+use enma::ops::flash_attention::FlashKernel;
 use enma::ops::{self, MatmulKernel, MatmulTiles};
 use enma::optim::{AdamW, AdamWConfig};
 use enma::{Gpu, GpuOptions, ParamStore, Result, Tape, Tensor, TimingMethod};
@@ -160,29 +161,9 @@ fn bench_rms_norm(gpu: &Gpu, rows: usize, c: usize) -> Result<Row> {
     Ok(bandwidth_row("rms_norm", format!("{rows}x{c}"), 8.0 * (rows * c) as f64, timing))
 }
 
-/// Plain softmax attention softmax(q·kᵀ/√d)·v over [batch·heads, tokens, head dim].
-/// Self-attention over [batch, heads, tokens, head dim]: the flash kernel (`flash`) or the
-/// plain path (score matrix, softmax, two matmuls).
-/// `block`: a block-causal mask with frames of that many tokens (an additive mask on the plain
-/// path).
-#[allow(clippy::too_many_arguments)]
-fn bench_attention(
-    gpu: &Gpu,
-    b: usize,
-    h: usize,
-    t: usize,
-    hd: usize,
-    block: Option<usize>,
-    flash: bool,
-    backward: bool,
-) -> Result<Row> {
-    let kernel = flash.then_some(enma::ops::flash_attention::FlashKernel::Auto);
-    bench_attention_with(gpu, b, h, t, hd, block, kernel, backward)
-}
-
 /// Attention with the given flash kernel, or the plain path (`None`).
 #[allow(clippy::too_many_arguments)]
-fn bench_attention_with(
+fn bench_attention(
     gpu: &Gpu,
     b: usize,
     h: usize,
@@ -192,7 +173,7 @@ fn bench_attention_with(
     kernel: Option<enma::ops::flash_attention::FlashKernel>,
     backward: bool,
 ) -> Result<Row> {
-    use enma::ops::flash_attention::{AttentionOptions, FlashKernel};
+    use enma::ops::flash_attention::AttentionOptions;
     let flash = kernel.is_some();
     let n = b * h * t * hd;
     let mask = match block {
@@ -652,7 +633,7 @@ fn run() -> Result<()> {
         for (b, h, t, hd) in [(8, 4, 176, 16), (16, 8, 512, 64)] {
             for backward in [false, true] {
                 for flash in [true, false] {
-                    match bench_attention(&gpu, b, h, t, hd, Some(16), flash, backward) {
+                    match bench_attention(&gpu, b, h, t, hd, Some(16), flash.then_some(FlashKernel::Auto), backward) {
                         Ok(r) => rows.push(r),
                         Err(e) => println!("attention b{b} h{h} t{t} d{hd}: skipped ({e})"),
                     }
@@ -669,11 +650,10 @@ fn run() -> Result<()> {
     }
     if keep("flash") {
         // the peer attention shapes with every flash kernel, beside the plain path
-        use enma::ops::flash_attention::FlashKernel;
         for (b, h, t, hd) in [(8, 4, 176, 16), (16, 8, 512, 64)] {
             for backward in [false, true] {
                 for kernel in [Some(FlashKernel::Subgroup), Some(FlashKernel::Tiled), None] {
-                    match bench_attention_with(&gpu, b, h, t, hd, Some(16), kernel, backward) {
+                    match bench_attention(&gpu, b, h, t, hd, Some(16), kernel, backward) {
                         Ok(r) => rows.push(r),
                         Err(e) => println!("attention {kernel:?} b{b} h{h} t{t} d{hd}: skipped ({e})"),
                     }
@@ -696,10 +676,10 @@ fn run() -> Result<()> {
     if keep("attention") {
         for backward in [false, true] {
             for flash in [false, true] {
-                rows.push(bench_attention(&gpu, 16, 4, 176, 16, None, flash, backward)?);
+                rows.push(bench_attention(&gpu, 16, 4, 176, 16, None, flash.then_some(FlashKernel::Auto), backward)?);
                 // the plain path's score matrix may exceed the binding limit; the flash kernels
                 // may exceed a software driver's loop budget
-                match bench_attention(&gpu, 8, 8, 1024, 64, None, flash, backward) {
+                match bench_attention(&gpu, 8, 8, 1024, 64, None, flash.then_some(FlashKernel::Auto), backward) {
                     Ok(r) => rows.push(r),
                     Err(e) => {
                         println!("attention {} b8 h8 t1024 d64: skipped ({e})", if flash { "flash" } else { "plain" })
