@@ -421,6 +421,28 @@ fn dp_dv(qb: u32, i0: u32, lane: u32, vT: ptr<function, array<vec4<f32>, MAX_DH>
     return dp;
 }
 
+// Where a workgroup of the forward or dQ pass stands: its (batch, head) slice `bh`, the lane's
+// four query rows `r` and their frames `qf`, the keys any of its queries sees ([0, end)) and
+// those all of them see ([0, full)), the offsets of the q and k slices.
+struct QueryTile {
+    bh: u32,
+    r: vec4<u32>,
+    end: u32,
+    full: u32,
+    qf: vec4<u32>,
+    qb: u32,
+    kb: u32,
+}
+
+fn query_tile(wg: vec3<u32>, lane: u32) -> QueryTile {
+    let bh = wg.y;
+    let i0 = wg.x * 4u * SG;
+    let r = vec4<u32>(i0 + 4u * lane) + vec4<u32>(0u, 1u, 2u, 3u);
+    let len = min(lens[bh / p.h], p.nk);
+    return QueryTile(bh, r, key_end(min(i0 + 4u * SG, p.nq), len), key_end(i0 + 1u, len),
+                     (r + vec4<u32>(p.q_off)) / vec4<u32>(p.block), bh * p.q_stride, bh * p.k_stride);
+}
+
 // exp(s − m) where s was not masked (0 where it was), added to the row sums l.
 fn weight(s: vec4<f32>, m: vec4<f32>, l: ptr<function, vec4<f32>>) -> vec4<f32> {
     let w = select(vec4<f32>(0.0), exp(s - m), s > vec4<f32>(NEG));
@@ -430,38 +452,30 @@ fn weight(s: vec4<f32>, m: vec4<f32>, l: ptr<function, vec4<f32>>) -> vec4<f32> 
 
 @compute @workgroup_size(SG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    let bh = wg.y;
-    let i0 = wg.x * 4u * SG;
-    let r = vec4<u32>(i0 + 4u * lane) + vec4<u32>(0u, 1u, 2u, 3u);
-    let len = min(lens[bh / p.h], p.nk);
-    let end = key_end(min(i0 + 4u * SG, p.nq), len);
-    let full = key_end(i0 + 1u, len);   // keys every query of the workgroup sees
-    let qf = (r + vec4<u32>(p.q_off)) / vec4<u32>(p.block);
-    let qb = bh * p.q_stride;
-    let kb = bh * p.k_stride;
-    var qT = transpose_rows(SRC_Q, qb, r, p.nq, p.scale);
+    let tile = query_tile(wg, lane);
+    var qT = transpose_rows(SRC_Q, tile.qb, tile.r, p.nq, p.scale);
     var acc: array<vec4<f32>, MAX_DH>;
     var m = vec4<f32>(NEG);
     var l = vec4<f32>(0.0);
-    for (var j0 = 0u; j0 < end; j0 += BK) {
-        var s = block(SRC_K, kb, j0, end, lane, &qT);
-        if (j0 + BK > full) {
-            s[0] = select(vec4<f32>(NEG), s[0], visible_q(j0 + 0u, qf, end));
-            s[1] = select(vec4<f32>(NEG), s[1], visible_q(j0 + 1u, qf, end));
-            s[2] = select(vec4<f32>(NEG), s[2], visible_q(j0 + 2u, qf, end));
-            s[3] = select(vec4<f32>(NEG), s[3], visible_q(j0 + 3u, qf, end));
-            s[4] = select(vec4<f32>(NEG), s[4], visible_q(j0 + 4u, qf, end));
-            s[5] = select(vec4<f32>(NEG), s[5], visible_q(j0 + 5u, qf, end));
-            s[6] = select(vec4<f32>(NEG), s[6], visible_q(j0 + 6u, qf, end));
-            s[7] = select(vec4<f32>(NEG), s[7], visible_q(j0 + 7u, qf, end));
-            s[8] = select(vec4<f32>(NEG), s[8], visible_q(j0 + 8u, qf, end));
-            s[9] = select(vec4<f32>(NEG), s[9], visible_q(j0 + 9u, qf, end));
-            s[10] = select(vec4<f32>(NEG), s[10], visible_q(j0 + 10u, qf, end));
-            s[11] = select(vec4<f32>(NEG), s[11], visible_q(j0 + 11u, qf, end));
-            s[12] = select(vec4<f32>(NEG), s[12], visible_q(j0 + 12u, qf, end));
-            s[13] = select(vec4<f32>(NEG), s[13], visible_q(j0 + 13u, qf, end));
-            s[14] = select(vec4<f32>(NEG), s[14], visible_q(j0 + 14u, qf, end));
-            s[15] = select(vec4<f32>(NEG), s[15], visible_q(j0 + 15u, qf, end));
+    for (var j0 = 0u; j0 < tile.end; j0 += BK) {
+        var s = block(SRC_K, tile.kb, j0, tile.end, lane, &qT);
+        if (j0 + BK > tile.full) {
+            s[0] = select(vec4<f32>(NEG), s[0], visible_q(j0 + 0u, tile.qf, tile.end));
+            s[1] = select(vec4<f32>(NEG), s[1], visible_q(j0 + 1u, tile.qf, tile.end));
+            s[2] = select(vec4<f32>(NEG), s[2], visible_q(j0 + 2u, tile.qf, tile.end));
+            s[3] = select(vec4<f32>(NEG), s[3], visible_q(j0 + 3u, tile.qf, tile.end));
+            s[4] = select(vec4<f32>(NEG), s[4], visible_q(j0 + 4u, tile.qf, tile.end));
+            s[5] = select(vec4<f32>(NEG), s[5], visible_q(j0 + 5u, tile.qf, tile.end));
+            s[6] = select(vec4<f32>(NEG), s[6], visible_q(j0 + 6u, tile.qf, tile.end));
+            s[7] = select(vec4<f32>(NEG), s[7], visible_q(j0 + 7u, tile.qf, tile.end));
+            s[8] = select(vec4<f32>(NEG), s[8], visible_q(j0 + 8u, tile.qf, tile.end));
+            s[9] = select(vec4<f32>(NEG), s[9], visible_q(j0 + 9u, tile.qf, tile.end));
+            s[10] = select(vec4<f32>(NEG), s[10], visible_q(j0 + 10u, tile.qf, tile.end));
+            s[11] = select(vec4<f32>(NEG), s[11], visible_q(j0 + 11u, tile.qf, tile.end));
+            s[12] = select(vec4<f32>(NEG), s[12], visible_q(j0 + 12u, tile.qf, tile.end));
+            s[13] = select(vec4<f32>(NEG), s[13], visible_q(j0 + 13u, tile.qf, tile.end));
+            s[14] = select(vec4<f32>(NEG), s[14], visible_q(j0 + 14u, tile.qf, tile.end));
+            s[15] = select(vec4<f32>(NEG), s[15], visible_q(j0 + 15u, tile.qf, tile.end));
         }
         var tmax = s[0];
         tmax = max(tmax, s[1]);
@@ -500,14 +514,14 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id
         s[13] = weight(s[13], mn, &l);
         s[14] = weight(s[14], mn, &l);
         s[15] = weight(s[15], mn, &l);
-        accumulate(SRC_V, kb, j0, end, lane, &s, &acc);
+        accumulate(SRC_V, tile.kb, j0, tile.end, lane, &s, &acc);
     }
     let inv = select(vec4<f32>(0.0), 1.0 / l, l > vec4<f32>(0.0));
-    store_rows(0u, qb, r, p.nq, &acc, inv);
+    store_rows(0u, tile.qb, tile.r, p.nq, &acc, inv);
     for (var c = 0u; c < 4u; c++) {
-        if (r[c] < p.nq) {
+        if (tile.r[c] < p.nq) {
             // +∞ for a query that sees nothing: exp(s − lse) = 0 in the backward
-            stats_out[bh * p.nq + r[c]] = select(bitcast<f32>(INF), m[c] + log(l[c]), l[c] > 0.0);
+            stats_out[tile.bh * p.nq + tile.r[c]] = select(bitcast<f32>(INF), m[c] + log(l[c]), l[c] > 0.0);
         }
     }
 }
@@ -523,50 +537,42 @@ fn grad_q(s: vec4<f32>, dp: vec4<f32>, lse: vec4<f32>, dl: vec4<f32>, masked: bo
 
 @compute @workgroup_size(SG)
 fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    let bh = wg.y;
-    let i0 = wg.x * 4u * SG;
-    let r = vec4<u32>(i0 + 4u * lane) + vec4<u32>(0u, 1u, 2u, 3u);
-    let len = min(lens[bh / p.h], p.nk);
-    let end = key_end(min(i0 + 4u * SG, p.nq), len);
-    let full = key_end(i0 + 1u, len);
-    let qf = (r + vec4<u32>(p.q_off)) / vec4<u32>(p.block);
-    let qb = bh * p.q_stride;
-    let kb = bh * p.k_stride;
-    var qT = transpose_rows(SRC_Q, qb, r, p.nq, p.scale);
-    var gT = transpose_rows(SRC_DO, qb, r, p.nq, 1.0);
+    let tile = query_tile(wg, lane);
+    var qT = transpose_rows(SRC_Q, tile.qb, tile.r, p.nq, p.scale);
+    var gT = transpose_rows(SRC_DO, tile.qb, tile.r, p.nq, 1.0);
     var lse = vec4<f32>(bitcast<f32>(INF));
     var dl = vec4<f32>(0.0);
     for (var c = 0u; c < 4u; c++) {
-        if (r[c] < p.nq) {
-            lse[c] = stats[bh * p.nq + r[c]];
-            dl[c] = stats[p.bh * p.nq + bh * p.nq + r[c]];
+        if (tile.r[c] < p.nq) {
+            lse[c] = stats[tile.bh * p.nq + tile.r[c]];
+            dl[c] = stats[p.bh * p.nq + tile.bh * p.nq + tile.r[c]];
         }
     }
     var acc: array<vec4<f32>, MAX_DH>;
-    for (var j0 = 0u; j0 < end; j0 += BK) {
-        var s = block(SRC_K, kb, j0, end, lane, &qT);
+    for (var j0 = 0u; j0 < tile.end; j0 += BK) {
+        var s = block(SRC_K, tile.kb, j0, tile.end, lane, &qT);
         // dP block: dp[t] = Σ_d v[j0 + t][d] · dO[d]
-        var dp = block(SRC_V, kb, j0, end, lane, &gT);
-        let masked = j0 + BK > full;
-        s[0] = grad_q(s[0], dp[0], lse, dl, masked, j0 + 0u, qf, end);
-        s[1] = grad_q(s[1], dp[1], lse, dl, masked, j0 + 1u, qf, end);
-        s[2] = grad_q(s[2], dp[2], lse, dl, masked, j0 + 2u, qf, end);
-        s[3] = grad_q(s[3], dp[3], lse, dl, masked, j0 + 3u, qf, end);
-        s[4] = grad_q(s[4], dp[4], lse, dl, masked, j0 + 4u, qf, end);
-        s[5] = grad_q(s[5], dp[5], lse, dl, masked, j0 + 5u, qf, end);
-        s[6] = grad_q(s[6], dp[6], lse, dl, masked, j0 + 6u, qf, end);
-        s[7] = grad_q(s[7], dp[7], lse, dl, masked, j0 + 7u, qf, end);
-        s[8] = grad_q(s[8], dp[8], lse, dl, masked, j0 + 8u, qf, end);
-        s[9] = grad_q(s[9], dp[9], lse, dl, masked, j0 + 9u, qf, end);
-        s[10] = grad_q(s[10], dp[10], lse, dl, masked, j0 + 10u, qf, end);
-        s[11] = grad_q(s[11], dp[11], lse, dl, masked, j0 + 11u, qf, end);
-        s[12] = grad_q(s[12], dp[12], lse, dl, masked, j0 + 12u, qf, end);
-        s[13] = grad_q(s[13], dp[13], lse, dl, masked, j0 + 13u, qf, end);
-        s[14] = grad_q(s[14], dp[14], lse, dl, masked, j0 + 14u, qf, end);
-        s[15] = grad_q(s[15], dp[15], lse, dl, masked, j0 + 15u, qf, end);
-        accumulate(SRC_K, kb, j0, end, lane, &s, &acc);
+        var dp = block(SRC_V, tile.kb, j0, tile.end, lane, &gT);
+        let masked = j0 + BK > tile.full;
+        s[0] = grad_q(s[0], dp[0], lse, dl, masked, j0 + 0u, tile.qf, tile.end);
+        s[1] = grad_q(s[1], dp[1], lse, dl, masked, j0 + 1u, tile.qf, tile.end);
+        s[2] = grad_q(s[2], dp[2], lse, dl, masked, j0 + 2u, tile.qf, tile.end);
+        s[3] = grad_q(s[3], dp[3], lse, dl, masked, j0 + 3u, tile.qf, tile.end);
+        s[4] = grad_q(s[4], dp[4], lse, dl, masked, j0 + 4u, tile.qf, tile.end);
+        s[5] = grad_q(s[5], dp[5], lse, dl, masked, j0 + 5u, tile.qf, tile.end);
+        s[6] = grad_q(s[6], dp[6], lse, dl, masked, j0 + 6u, tile.qf, tile.end);
+        s[7] = grad_q(s[7], dp[7], lse, dl, masked, j0 + 7u, tile.qf, tile.end);
+        s[8] = grad_q(s[8], dp[8], lse, dl, masked, j0 + 8u, tile.qf, tile.end);
+        s[9] = grad_q(s[9], dp[9], lse, dl, masked, j0 + 9u, tile.qf, tile.end);
+        s[10] = grad_q(s[10], dp[10], lse, dl, masked, j0 + 10u, tile.qf, tile.end);
+        s[11] = grad_q(s[11], dp[11], lse, dl, masked, j0 + 11u, tile.qf, tile.end);
+        s[12] = grad_q(s[12], dp[12], lse, dl, masked, j0 + 12u, tile.qf, tile.end);
+        s[13] = grad_q(s[13], dp[13], lse, dl, masked, j0 + 13u, tile.qf, tile.end);
+        s[14] = grad_q(s[14], dp[14], lse, dl, masked, j0 + 14u, tile.qf, tile.end);
+        s[15] = grad_q(s[15], dp[15], lse, dl, masked, j0 + 15u, tile.qf, tile.end);
+        accumulate(SRC_K, tile.kb, j0, tile.end, lane, &s, &acc);
     }
-    store_rows(1u, qb, r, p.nq, &acc, vec4<f32>(p.scale));
+    store_rows(1u, tile.qb, tile.r, p.nq, &acc, vec4<f32>(p.scale));
 }
 
 // P = exp(s − lse) of query i for the lane's four keys (frames kf), 0 where masked.

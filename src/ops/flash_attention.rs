@@ -136,7 +136,46 @@ fn imm(d: &Dims, o: &AttentionOptions) -> Result<Imm> {
 struct Launch {
     shader: &'static Shader,
     overrides: Vec<(&'static str, f64)>,
+    /// Rows (queries or keys) one workgroup covers.
     rows: usize,
+    /// The subgroup kernel, whose entry points reference more bindings than they use.
+    subgroup: bool,
+}
+
+impl Launch {
+    /// Runs `entry` (`forward`, `backward_dq` or `backward_dkv`) over `rows` rows of every
+    /// (batch, head) slice.
+    fn run(
+        &self,
+        gpu: &Gpu,
+        entry: &'static str,
+        used: &[(u32, &Tensor)],
+        imm: &Imm,
+        d: &Dims,
+        rows: usize,
+    ) -> Result<()> {
+        let mut all = used.to_vec();
+        if self.subgroup {
+            // The subgroup kernel's entry points reference all of bindings 0..=10 but the
+            // statistics the other pass owns (7 in `forward`, 5 in the backward): slots an entry
+            // does not use are bound to a buffer it binds already (q for the read-only ones, its
+            // first output for the writable ones), which it never touches through them.
+            let q = used[0].1;
+            let out = used.iter().find(|(s, _)| [4, 8, 9].contains(s)).map_or(q, |&(_, t)| t);
+            let other_pass = if entry == "forward" { 7 } else { 5 };
+            for slot in (4..=10).filter(|&s| s != other_pass) {
+                if !used.iter().any(|(s, _)| *s == slot) {
+                    all.push((slot, if matches!(slot, 6 | 7) { q } else { out }));
+                }
+            }
+        }
+        let groups = rows.div_ceil(self.rows).max(1);
+        if groups > gpu.inner.limits.max_compute_workgroups_per_dimension as usize {
+            let msg = format!("{rows} tokens need {groups} workgroups of {}, more than the grid allows", self.rows);
+            return Err(Error::invalid("flash_attention", msg));
+        }
+        launch(gpu, self.shader, entry, &self.overrides, &all, imm, [groups as u32, (d.b * d.h) as u32, 1])
+    }
 }
 
 fn base_overrides(d: &Dims, o: &AttentionOptions) -> Vec<(&'static str, f64)> {
@@ -149,12 +188,12 @@ fn resolve(gpu: &Gpu, d: &Dims, o: &AttentionOptions, kernel: FlashKernel) -> Re
     match (kernel, lanes) {
         (FlashKernel::Tiled, _) | (FlashKernel::Auto, None) => {
             check_fits(d, gpu, FlashKernel::Tiled)?;
-            Ok(Launch { shader: &FLASH_ATTENTION, overrides, rows: TILE })
+            Ok(Launch { shader: &FLASH_ATTENTION, overrides, rows: TILE, subgroup: false })
         }
         (FlashKernel::Subgroup, Some(sg)) => {
             check_fits(d, gpu, FlashKernel::Subgroup)?;
             overrides.push(("SG", sg as f64));
-            Ok(Launch { shader: &FLASH_ATTENTION_SUBGROUP, overrides, rows: 4 * sg as usize })
+            Ok(Launch { shader: &FLASH_ATTENTION_SUBGROUP, overrides, rows: 4 * sg as usize, subgroup: true })
         }
         (FlashKernel::Auto, Some(_)) if !kernel_fits(gpu, FlashKernel::Tiled, d.nq.max(d.k_rows), d.dh) => {
             resolve(gpu, d, o, FlashKernel::Subgroup)
@@ -222,8 +261,8 @@ fn check(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<()> {
         return Err(Error::invalid(op, format!("scale {} is not finite", o.scale)));
     }
     let max = gpu.inner.limits.max_compute_workgroups_per_dimension as usize;
-    if d.b * d.h > max || d.nq.max(d.k_rows).div_ceil(TILE) > max {
-        return Err(Error::invalid(op, format!("B·H = {} or {} tokens exceed the workgroup grid", d.b * d.h, d.nq)));
+    if d.b * d.h > max {
+        return Err(Error::invalid(op, format!("B·H = {} exceeds the workgroup grid ({max})", d.b * d.h)));
     }
     Ok(())
 }
@@ -260,29 +299,6 @@ fn key_lens(d: &Dims, o: &AttentionOptions, gpu: &Gpu) -> Result<Tensor> {
     Tensor::from_u32(gpu, &lens, &[d.b])
 }
 
-/// The subgroup kernel's entry points reference all of bindings 0..=10 but the statistics the
-/// other pass owns (7 in `forward`, 5 in the backward): slots an entry does not use are bound to a buffer it binds already
-/// (q for the read-only ones, its first output for the writable ones), which it never touches
-/// through them.
-fn bindings<'a>(l: &Launch, used: &[(u32, &'a Tensor)]) -> Vec<(u32, &'a Tensor)> {
-    let mut all = used.to_vec();
-    if std::ptr::eq(l.shader, &FLASH_ATTENTION_SUBGROUP) {
-        let q = used[0].1;
-        let out = used.iter().find(|(s, _)| [4, 8, 9].contains(s)).map(|&(_, t)| t).unwrap_or(q);
-        for slot in 4..=10 {
-            let forward = used.iter().any(|(s, _)| *s == 5);
-            if !used.iter().any(|(s, _)| *s == slot) && slot != if forward { 7 } else { 5 } {
-                all.push((slot, if matches!(slot, 6 | 7) { q } else { out }));
-            }
-        }
-    }
-    all
-}
-
-fn grid(d: &Dims, rows: usize, per_group: usize) -> [u32; 3] {
-    [rows.div_ceil(per_group).max(1) as u32, (d.b * d.h) as u32, 1]
-}
-
 fn forward(q: &Tensor, k: &Tensor, v: &Tensor, d: &Dims, opts: &AttentionOptions) -> Result<(Tensor, Tensor)> {
     let gpu = q.gpu();
     check(d, opts, gpu)?;
@@ -290,16 +306,8 @@ fn forward(q: &Tensor, k: &Tensor, v: &Tensor, d: &Dims, opts: &AttentionOptions
     let o = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let stats = Tensor::empty(gpu, &[2 * d.b * d.h * d.nq.max(1)], DType::F32)?;
     if d.nq > 0 {
-        let l = resolve(gpu, d, opts, opts.kernel)?;
-        launch(
-            gpu,
-            l.shader,
-            "forward",
-            &l.overrides,
-            &bindings(&l, &[(0, q), (1, k), (2, v), (3, &lens), (4, &o), (5, &stats)]),
-            &imm(d, opts)?,
-            grid(d, d.nq, l.rows),
-        )?;
+        let used = [(0, q), (1, k), (2, v), (3, &lens), (4, &o), (5, &stats)];
+        resolve(gpu, d, opts, opts.kernel)?.run(gpu, "forward", &used, &imm(d, opts)?, d, d.nq)?;
     }
     Ok((o, stats))
 }
@@ -360,10 +368,10 @@ pub fn flash_attention_backward(
     let common = [(0, q), (1, k), (2, v), (3, &lens), (6, dout), (7, stats)];
     let mut b = common.to_vec();
     b.push((8, &dq));
-    launch(gpu, l.shader, "backward_dq", &l.overrides, &bindings(&l, &b), &im, grid(&d, d.nq, l.rows))?;
+    l.run(gpu, "backward_dq", &b, &im, &d, d.nq)?;
     let mut b = common.to_vec();
     b.extend([(9, &dk), (10, &dv)]);
-    launch(gpu, l.shader, "backward_dkv", &l.overrides, &bindings(&l, &b), &im, grid(&d, d.nk, l.rows))?;
+    l.run(gpu, "backward_dkv", &b, &im, &d, d.nk)?;
     Ok((dq, dk, dv))
 }
 
