@@ -3,15 +3,17 @@
 // needs the SUBGROUP feature, which `matmul.wgsl` must not require.
 //
 // On a CPU adapter each invocation is one SIMD lane and every lane's load is a separate memory
-// access, so loads, not FMAs, bound the speed. Here each lane loads ONE row of A per block of 8
-// rows and receives the other 7 rows from its neighbours through `subgroupBroadcast` (a register
-// permute): per 4 k-steps a lane does 2 A loads + 4·CN B loads for 64·CN vector FMAs, against
-// 16 loads for 64 FMAs in the register-blocked kernel. A lane owns 16 rows × 4·CN columns; the
+// access, so loads, not FMAs, bound the speed. Here each lane loads ONE row of A per block of
+// min(SG, 16) rows and receives the others from its neighbours through `subgroupBroadcast` (a
+// register permute): at 8 lanes, per 4 k-steps a lane does 2 A loads + 4·CN B loads for 64·CN
+// vector FMAs, against 16 loads for 64 FMAs in the register-blocked kernel. A lane owns 16 rows × 4·CN columns; the
 // workgroup is one subgroup. Needs K % 4 == 0 and N % 4 == 0 (the host checks); M is free.
 // Layouts and `Params` as in matmul.wgsl.
 
 override CN: u32 = 2u;        // vec4 columns per lane: 1 or 2
 override SG: u32 = 8u;        // lanes of a subgroup = invocations of a workgroup
+override SGM: u32 = min(SG, 16u);      // lanes that load distinct rows of A
+override NR: u32 = 16u / min(SG, 16u); // rows of A each of them loads per k-quad
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
@@ -95,97 +97,60 @@ fn store(r0: u32, cbase: u32, gx: u32, acc: ptr<function, array<vec4<f32>, 32>>)
     }
 }
 
-@compute @workgroup_size(4, 1, 1)
-fn matmul_sg4(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(subgroup_invocation_id) lane: u32) {
-    let K4 = p.K / 4u;
-    let N4 = p.N / 4u;
-    let r0 = gid.y * 16u;
-    let q0 = min(gid.x * CN, N4 - 1u);
-    let q1 = min(gid.x * CN + 1u, N4 - 1u);
-    let abase = gid.z * p.sa;
-    let bbase = gid.z * p.sb / 4u;
-    let cbase = gid.z * p.sc / 4u;
-    let ra0 = min(r0 + 0u + lane, p.M - 1u);
-    let ra1 = min(r0 + 4u + lane, p.M - 1u);
-    let ra2 = min(r0 + 8u + lane, p.M - 1u);
-    let ra3 = min(r0 + 12u + lane, p.M - 1u);
-    var acc: array<vec4<f32>, 32>;
-    for (var kq = 0u; kq < K4; kq++) {
-        let b0 = load_b4(bbase, kq, q0);
-        var b1 = b0;
-        if (CN == 2u) {
-            b1 = load_b4(bbase, kq, q1);
-        }
-        let a0 = load_a4(abase, ra0, kq);
-        let a1 = load_a4(abase, ra1, kq);
-        let a2 = load_a4(abase, ra2, kq);
-        let a3 = load_a4(abase, ra3, kq);
-        { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[16]); } }
-        { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[17]); } }
-        { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[18]); } }
-        { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[19]); } }
-        { let x = subgroupBroadcast(a1, 0u); acc[4] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[20]); } }
-        { let x = subgroupBroadcast(a1, 1u); acc[5] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[21]); } }
-        { let x = subgroupBroadcast(a1, 2u); acc[6] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[22]); } }
-        { let x = subgroupBroadcast(a1, 3u); acc[7] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[23]); } }
-        { let x = subgroupBroadcast(a2, 0u); acc[8] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[24]); } }
-        { let x = subgroupBroadcast(a2, 1u); acc[9] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[25]); } }
-        { let x = subgroupBroadcast(a2, 2u); acc[10] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[26]); } }
-        { let x = subgroupBroadcast(a2, 3u); acc[11] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[27]); } }
-        { let x = subgroupBroadcast(a3, 0u); acc[12] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[28]); } }
-        { let x = subgroupBroadcast(a3, 1u); acc[13] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[29]); } }
-        { let x = subgroupBroadcast(a3, 2u); acc[14] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[30]); } }
-        { let x = subgroupBroadcast(a3, 3u); acc[15] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[31]); } }
+// Rows r0 + t (t < 16) of A at k-quad kq for every lane: each lane loads 16 / min(SG, 16) of them
+// (rows r0 + lane + j·SG) and the others arrive by broadcast.
+fn share_a(abase: u32, r0: u32, kq: u32, lane: u32) -> array<vec4<f32>, 16> {
+    let rl = r0 + lane % SGM;
+    var a: array<vec4<f32>, 4>;
+    a[0] = load_a4(abase, min(rl, p.M - 1u), kq);
+    if (NR > 1u) { a[1] = load_a4(abase, min(rl + SGM, p.M - 1u), kq); }
+    if (NR > 2u) {
+        a[2] = load_a4(abase, min(rl + 2u * SGM, p.M - 1u), kq);
+        a[3] = load_a4(abase, min(rl + 3u * SGM, p.M - 1u), kq);
     }
-    store(r0, cbase, gid.x, &acc);
+    var x: array<vec4<f32>, 16>;
+    if (SG == 4u) {
+        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
+        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
+        x[4] = subgroupBroadcast(a[1], 0u); x[5] = subgroupBroadcast(a[1], 1u);
+        x[6] = subgroupBroadcast(a[1], 2u); x[7] = subgroupBroadcast(a[1], 3u);
+        x[8] = subgroupBroadcast(a[2], 0u); x[9] = subgroupBroadcast(a[2], 1u);
+        x[10] = subgroupBroadcast(a[2], 2u); x[11] = subgroupBroadcast(a[2], 3u);
+        x[12] = subgroupBroadcast(a[3], 0u); x[13] = subgroupBroadcast(a[3], 1u);
+        x[14] = subgroupBroadcast(a[3], 2u); x[15] = subgroupBroadcast(a[3], 3u);
+    } else if (SG == 8u) {
+        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
+        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
+        x[4] = subgroupBroadcast(a[0], 4u); x[5] = subgroupBroadcast(a[0], 5u);
+        x[6] = subgroupBroadcast(a[0], 6u); x[7] = subgroupBroadcast(a[0], 7u);
+        x[8] = subgroupBroadcast(a[1], 0u); x[9] = subgroupBroadcast(a[1], 1u);
+        x[10] = subgroupBroadcast(a[1], 2u); x[11] = subgroupBroadcast(a[1], 3u);
+        x[12] = subgroupBroadcast(a[1], 4u); x[13] = subgroupBroadcast(a[1], 5u);
+        x[14] = subgroupBroadcast(a[1], 6u); x[15] = subgroupBroadcast(a[1], 7u);
+    } else {
+        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
+        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
+        x[4] = subgroupBroadcast(a[0], 4u); x[5] = subgroupBroadcast(a[0], 5u);
+        x[6] = subgroupBroadcast(a[0], 6u); x[7] = subgroupBroadcast(a[0], 7u);
+        x[8] = subgroupBroadcast(a[0], 8u); x[9] = subgroupBroadcast(a[0], 9u);
+        x[10] = subgroupBroadcast(a[0], 10u); x[11] = subgroupBroadcast(a[0], 11u);
+        x[12] = subgroupBroadcast(a[0], 12u); x[13] = subgroupBroadcast(a[0], 13u);
+        x[14] = subgroupBroadcast(a[0], 14u); x[15] = subgroupBroadcast(a[0], 15u);
+    }
+    return x;
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn matmul_sg8(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(subgroup_invocation_id) lane: u32) {
-    let K4 = p.K / 4u;
-    let N4 = p.N / 4u;
-    let r0 = gid.y * 16u;
-    let q0 = min(gid.x * CN, N4 - 1u);
-    let q1 = min(gid.x * CN + 1u, N4 - 1u);
-    let abase = gid.z * p.sa;
-    let bbase = gid.z * p.sb / 4u;
-    let cbase = gid.z * p.sc / 4u;
-    let ra0 = min(r0 + 0u + lane, p.M - 1u);
-    let ra1 = min(r0 + 8u + lane, p.M - 1u);
-    var acc: array<vec4<f32>, 32>;
-    for (var kq = 0u; kq < K4; kq++) {
-        let b0 = load_b4(bbase, kq, q0);
-        var b1 = b0;
-        if (CN == 2u) {
-            b1 = load_b4(bbase, kq, q1);
-        }
-        let a0 = load_a4(abase, ra0, kq);
-        let a1 = load_a4(abase, ra1, kq);
-        { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[16]); } }
-        { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[17]); } }
-        { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[18]); } }
-        { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[19]); } }
-        { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[20]); } }
-        { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[21]); } }
-        { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[22]); } }
-        { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[23]); } }
-        { let x = subgroupBroadcast(a1, 0u); acc[8] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[24]); } }
-        { let x = subgroupBroadcast(a1, 1u); acc[9] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[25]); } }
-        { let x = subgroupBroadcast(a1, 2u); acc[10] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[26]); } }
-        { let x = subgroupBroadcast(a1, 3u); acc[11] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[27]); } }
-        { let x = subgroupBroadcast(a1, 4u); acc[12] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[28]); } }
-        { let x = subgroupBroadcast(a1, 5u); acc[13] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[29]); } }
-        { let x = subgroupBroadcast(a1, 6u); acc[14] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[30]); } }
-        { let x = subgroupBroadcast(a1, 7u); acc[15] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[31]); } }
+// Row i of the lane's 16 rows: its column quads (one or two) += A[r0 + i, k-quad] · B.
+fn row_step(x: vec4<f32>, b0: B4, b1: B4, i: u32, acc: ptr<function, array<vec4<f32>, 32>>) {
+    (*acc)[i] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, (*acc)[i]);
+    if (CN == 2u) {
+        (*acc)[16u + i] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, (*acc)[16u + i]);
     }
-    store(r0, cbase, gid.x, &acc);
 }
 
 @compute @workgroup_size(SG, 1, 1)
-fn matmul_sg16(@builtin(global_invocation_id) gid: vec3<u32>,
-               @builtin(subgroup_invocation_id) lane: u32) {
+fn matmul_sg(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(subgroup_invocation_id) lane: u32) {
     let K4 = p.K / 4u;
     let N4 = p.N / 4u;
     let r0 = gid.y * 16u;
@@ -194,7 +159,6 @@ fn matmul_sg16(@builtin(global_invocation_id) gid: vec3<u32>,
     let abase = gid.z * p.sa;
     let bbase = gid.z * p.sb / 4u;
     let cbase = gid.z * p.sc / 4u;
-    let ra0 = min(r0 + 0u + lane % 16u, p.M - 1u);
     var acc: array<vec4<f32>, 32>;
     for (var kq = 0u; kq < K4; kq++) {
         let b0 = load_b4(bbase, kq, q0);
@@ -202,23 +166,23 @@ fn matmul_sg16(@builtin(global_invocation_id) gid: vec3<u32>,
         if (CN == 2u) {
             b1 = load_b4(bbase, kq, q1);
         }
-        let a0 = load_a4(abase, ra0, kq);
-        { let x = subgroupBroadcast(a0, 0u); acc[0] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[0]); if (CN == 2u) { acc[16] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[16]); } }
-        { let x = subgroupBroadcast(a0, 1u); acc[1] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[1]); if (CN == 2u) { acc[17] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[17]); } }
-        { let x = subgroupBroadcast(a0, 2u); acc[2] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[2]); if (CN == 2u) { acc[18] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[18]); } }
-        { let x = subgroupBroadcast(a0, 3u); acc[3] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[3]); if (CN == 2u) { acc[19] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[19]); } }
-        { let x = subgroupBroadcast(a0, 4u); acc[4] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[4]); if (CN == 2u) { acc[20] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[20]); } }
-        { let x = subgroupBroadcast(a0, 5u); acc[5] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[5]); if (CN == 2u) { acc[21] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[21]); } }
-        { let x = subgroupBroadcast(a0, 6u); acc[6] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[6]); if (CN == 2u) { acc[22] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[22]); } }
-        { let x = subgroupBroadcast(a0, 7u); acc[7] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[7]); if (CN == 2u) { acc[23] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[23]); } }
-        { let x = subgroupBroadcast(a0, 8u); acc[8] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[8]); if (CN == 2u) { acc[24] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[24]); } }
-        { let x = subgroupBroadcast(a0, 9u); acc[9] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[9]); if (CN == 2u) { acc[25] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[25]); } }
-        { let x = subgroupBroadcast(a0, 10u); acc[10] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[10]); if (CN == 2u) { acc[26] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[26]); } }
-        { let x = subgroupBroadcast(a0, 11u); acc[11] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[11]); if (CN == 2u) { acc[27] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[27]); } }
-        { let x = subgroupBroadcast(a0, 12u); acc[12] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[12]); if (CN == 2u) { acc[28] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[28]); } }
-        { let x = subgroupBroadcast(a0, 13u); acc[13] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[13]); if (CN == 2u) { acc[29] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[29]); } }
-        { let x = subgroupBroadcast(a0, 14u); acc[14] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[14]); if (CN == 2u) { acc[30] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[30]); } }
-        { let x = subgroupBroadcast(a0, 15u); acc[15] = mm_row(x, b0.k0, b0.k1, b0.k2, b0.k3, acc[15]); if (CN == 2u) { acc[31] = mm_row(x, b1.k0, b1.k1, b1.k2, b1.k3, acc[31]); } }
+        let x = share_a(abase, r0, kq, lane);
+        row_step(x[0], b0, b1, 0u, &acc);
+        row_step(x[1], b0, b1, 1u, &acc);
+        row_step(x[2], b0, b1, 2u, &acc);
+        row_step(x[3], b0, b1, 3u, &acc);
+        row_step(x[4], b0, b1, 4u, &acc);
+        row_step(x[5], b0, b1, 5u, &acc);
+        row_step(x[6], b0, b1, 6u, &acc);
+        row_step(x[7], b0, b1, 7u, &acc);
+        row_step(x[8], b0, b1, 8u, &acc);
+        row_step(x[9], b0, b1, 9u, &acc);
+        row_step(x[10], b0, b1, 10u, &acc);
+        row_step(x[11], b0, b1, 11u, &acc);
+        row_step(x[12], b0, b1, 12u, &acc);
+        row_step(x[13], b0, b1, 13u, &acc);
+        row_step(x[14], b0, b1, 14u, &acc);
+        row_step(x[15], b0, b1, 15u, &acc);
     }
     store(r0, cbase, gid.x, &acc);
 }

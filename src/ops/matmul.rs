@@ -3,7 +3,7 @@
 //!
 //! Three kernels: `matmul`, register-blocked with `override` tile sizes, for any shape on any
 //! adapter; `matmul_smem`, staging tiles in workgroup memory, for large products on GPUs; and
-//! `matmul_sg{4,8,16}`, for adapters with subgroups of one fixed size from 4 to 64 lanes, which
+//! `matmul_sg`, for adapters with subgroups of one fixed size from 4 to 64 lanes, which
 //! share rows of A across lanes by subgroup broadcast (on 8-lane lavapipe about 2× faster than
 //! the best of the others).
 //! [`MatmulKernel::auto`] picks one per call.
@@ -398,11 +398,6 @@ pub fn matmul_with(
         }
         MatmulKernel::Subgroup { cn } => {
             let sg = subgroup_lanes(gpu).unwrap_or(8);
-            let entry = match sg {
-                4 => "matmul_sg4",
-                8 => "matmul_sg8",
-                _ => "matmul_sg16",
-            };
             let overrides = [
                 ("CN", cn as f64),
                 ("SG", sg as f64),
@@ -413,7 +408,7 @@ pub fn matmul_with(
             let cols = 4 * sg as usize * cn as usize;
             let groups = [big(n.div_ceil(cols))?, big(m.div_ceil(16))?, big(batch)?];
             let bindings = [(0, a), (1, b), (2, bias_t), (3, &c), (4, a)];
-            launch(gpu, &MATMUL_SUBGROUP, entry, &overrides, &bindings, &imm, groups)?;
+            launch(gpu, &MATMUL_SUBGROUP, "matmul_sg", &overrides, &bindings, &imm, groups)?;
         }
     }
     Ok(c)
