@@ -19,8 +19,12 @@ fn every_shader_file_validates() {
             continue;
         }
         let source = std::fs::read_to_string(&path).expect("readable shader");
-        let name = format!("shaders/{}", path.file_name().unwrap().to_string_lossy());
-        if let Err(e) = validate_wgsl(&name, &source, all_caps()) {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let name = format!("shaders/{file}");
+        // the compiled-in source is this file, with perhaps a part of shaders/parts/ appended
+        let compiled = ALL_SHADERS.iter().find(|s| s.name == file).map_or("", |s| s.source);
+        assert!(compiled.starts_with(&source), "{name}: the compiled-in source is not the file (rebuild?)");
+        if let Err(e) = validate_wgsl(&name, compiled, all_caps()) {
             failures.push(e.to_string());
         }
         n += 1;
@@ -42,6 +46,17 @@ fn every_shader_file_is_registered() {
     let mut registered: Vec<String> = ALL_SHADERS.iter().map(|s| s.name.to_string()).collect();
     registered.sort();
     assert_eq!(files, registered);
+}
+
+#[test]
+fn every_shared_part_is_appended_to_a_shader() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/parts");
+    for entry in std::fs::read_dir(dir).expect("shaders/parts/ exists") {
+        let path = entry.expect("dir entry").path();
+        let part = std::fs::read_to_string(&path).expect("readable part");
+        let users = ALL_SHADERS.iter().filter(|s| s.source.ends_with(&part)).count();
+        assert!(users >= 2, "{}: appended to {users} shaders; a part serves several", path.display());
+    }
 }
 
 #[test]

@@ -1,18 +1,22 @@
-// Causal space-time convolution as an implicit GEMM for adapters whose subgroups are exactly 8
-// lanes (lavapipe), launched by src/ops/conv_causal.rs next to conv_causal.wgsl. Separate file
-// because it needs the SUBGROUP feature, which conv_causal.wgsl must not require.
+// Causal space-time convolution as an implicit GEMM for adapters with subgroups of one fixed
+// size, 8 to 64 lanes (the workgroup is one subgroup; written for 4 too, but SwiftShader, the
+// 4-lane adapter here, takes minutes to compile it), launched by src/ops/conv_causal.rs next to
+// conv_causal.wgsl. Separate file because it needs the SUBGROUP feature, which conv_causal.wgsl
+// must not require.
 //
 // No im2col matrix is built: every lane gathers the values it needs straight from the
-// channels-last tensor, tap by tap, and shares them with the other seven lanes through
-// subgroupBroadcast (a register permute), the scheme of matmul_subgroup.wgsl. The index
-// arithmetic of a tap is done once per tap, not once per element.
+// channels-last tensor, tap by tap, and shares them with the other lanes through
+// subgroupBroadcast (a register permute), the scheme of matmul_subgroup.wgsl: a block of 8·RB
+// rows is spread over SGM = min(SG, 16) lanes, NA rows per lane, and `share16` (appended from
+// shaders/parts/subgroup_share.wgsl) hands every lane all of them; the columns are split over
+// the SG lanes. The index arithmetic of a tap is done once per tap, not once per element.
 //
 // Geometry, tap order and weights as in conv_causal.wgsl: x [B, T, S0, S1, C_in] (S1 = 1 with
 // one spatial axis), y [B, To, O0, O1, C_out], w[(tap·C_in + ci), co] with
 // tap = (dt·KS + d0)·KS1 + d1; time padded on the past only, space "same".
 //
 // Three products, each C = A·B with an inner dimension of taps × CG gathered channels:
-//   conv_rows   rows = positions, columns = channels (4·CN per lane, for ≥ 16 channels out):
+//   conv_rows   rows = positions, columns = channels (4·CN per lane, for ≥ max(16, 2·SG) out):
 //               forward y = im2col(x)·w, or with DX the input gradient dx = gather(dy)·w'
 //               where gather(dy) lists, for each input position and tap, the output position
 //               that read it through that tap (zero where none did) and w'[(tap, co), ci] =
@@ -20,7 +24,7 @@
 //   conv_cols   the same products with rows = channels and columns = positions (4·CN per
 //               lane), for outputs with few channels
 //   conv_wgrad_rows  dw = im2col(x)ᵀ·dy: rows = (tap, input channel), columns = C_out (4·CN
-//               per lane, for C_out ≥ 16), the sum over the positions of a range of `split`
+//               per lane, for C_out ≥ max(16, 2·SG)), the sum over the positions of a range of `split`
 //               outer rows (frames, and the first spatial axis in 2D); one partial sum per
 //               workgroup z, added by the host in a fixed order
 //   conv_wgrad  the same with rows = C_out and columns = (tap, 4 input channels), for few
@@ -28,10 +32,12 @@
 // CG (gathered channels per position) must be a multiple of 4; conv_rows and conv_wgrad_rows
 // also need the result's channels to be.
 //
-// Measured on lavapipe: broadcasting the gathered operand and giving each lane columns of the
+// Measured on lavapipe at 8 lanes: broadcasting the gathered operand and giving each lane columns of the
 // dense one (conv_rows, conv_wgrad_rows) beats the other way round: 1.9× for the weight
 // gradient of a 64-channel 3×3 convolution, 1.3× for the forward of a 16-channel one although
-// half the lanes then hold no column. So the other layouts serve only results of < 16 channels.
+// half the lanes then hold no column. So the other layouts serve only results of fewer than
+// max(16, 2·SG) channels (at 16 lanes the positions layout wins for 16 channels: 146 against
+// 222 ms for the forward and backward of a 3×3 layer).
 
 override KT: u32 = 3u;
 override KS: u32 = 3u;
@@ -43,6 +49,9 @@ override DX: bool = false;
 // vec4 column groups per lane (1 or 2) and row blocks of 8 per subgroup (1 or 2)
 override CN: u32 = 2u;
 override RB: u32 = 2u;
+override SG: u32 = 8u;                      // lanes of a subgroup
+override SGM: u32 = min(SG, 16u);           // lanes that hold distinct rows
+override NA: u32 = max(1u, 8u * RB / SGM);  // rows each of them holds
 override HAS_BIAS: bool = false;
 
 struct Params {
@@ -143,17 +152,36 @@ fn mm_row(a: vec4<f32>, b: B4, acc: vec4<f32>) -> vec4<f32> {
     return fma(vec4<f32>(a.x), b.k0, fma(vec4<f32>(a.y), b.k1, fma(vec4<f32>(a.z), b.k2, fma(vec4<f32>(a.w), b.k3, acc))));
 }
 
-// The step shared by every kernel: for the 8 rows whose `a` the 8 lanes hold, acc[r + i] +=
-// (row i)·b0 and, with CN = 2, acc[r + 16 + i] += (row i)·b1.
-fn rows8(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, r: u32, b0: B4, b1: B4) {
-    { let x = subgroupBroadcast(a, 0u); (*acc)[r] = mm_row(x, b0, (*acc)[r]); if (CN == 2u) { (*acc)[r + 16u] = mm_row(x, b1, (*acc)[r + 16u]); } }
-    { let x = subgroupBroadcast(a, 1u); (*acc)[r + 1u] = mm_row(x, b0, (*acc)[r + 1u]); if (CN == 2u) { (*acc)[r + 17u] = mm_row(x, b1, (*acc)[r + 17u]); } }
-    { let x = subgroupBroadcast(a, 2u); (*acc)[r + 2u] = mm_row(x, b0, (*acc)[r + 2u]); if (CN == 2u) { (*acc)[r + 18u] = mm_row(x, b1, (*acc)[r + 18u]); } }
-    { let x = subgroupBroadcast(a, 3u); (*acc)[r + 3u] = mm_row(x, b0, (*acc)[r + 3u]); if (CN == 2u) { (*acc)[r + 19u] = mm_row(x, b1, (*acc)[r + 19u]); } }
-    { let x = subgroupBroadcast(a, 4u); (*acc)[r + 4u] = mm_row(x, b0, (*acc)[r + 4u]); if (CN == 2u) { (*acc)[r + 20u] = mm_row(x, b1, (*acc)[r + 20u]); } }
-    { let x = subgroupBroadcast(a, 5u); (*acc)[r + 5u] = mm_row(x, b0, (*acc)[r + 5u]); if (CN == 2u) { (*acc)[r + 21u] = mm_row(x, b1, (*acc)[r + 21u]); } }
-    { let x = subgroupBroadcast(a, 6u); (*acc)[r + 6u] = mm_row(x, b0, (*acc)[r + 6u]); if (CN == 2u) { (*acc)[r + 22u] = mm_row(x, b1, (*acc)[r + 22u]); } }
-    { let x = subgroupBroadcast(a, 7u); (*acc)[r + 7u] = mm_row(x, b0, (*acc)[r + 7u]); if (CN == 2u) { (*acc)[r + 23u] = mm_row(x, b1, (*acc)[r + 23u]); } }
+// Row i of a block: acc[i] += x·b0 and, with CN = 2, acc[16 + i] += x·b1.
+fn row_step(acc: ptr<function, array<vec4<f32>, 32>>, x: vec4<f32>, b0: B4, b1: B4, i: u32) {
+    (*acc)[i] = mm_row(x, b0, (*acc)[i]);
+    if (CN == 2u) {
+        (*acc)[16u + i] = mm_row(x, b1, (*acc)[16u + i]);
+    }
+}
+
+// The step shared by every kernel: for the 8·RB rows of a block, row t held by lane t % SGM in
+// slot t / SGM of `a`, acc[t] += (row t)·b0 and acc[16 + t] += (row t)·b1.
+fn rows(acc: ptr<function, array<vec4<f32>, 32>>, a: array<vec4<f32>, 4>, b0: B4, b1: B4) {
+    let x = share16(a);
+    row_step(acc, x[0], b0, b1, 0u);
+    row_step(acc, x[1], b0, b1, 1u);
+    row_step(acc, x[2], b0, b1, 2u);
+    row_step(acc, x[3], b0, b1, 3u);
+    row_step(acc, x[4], b0, b1, 4u);
+    row_step(acc, x[5], b0, b1, 5u);
+    row_step(acc, x[6], b0, b1, 6u);
+    row_step(acc, x[7], b0, b1, 7u);
+    if (RB == 2u) {
+        row_step(acc, x[8], b0, b1, 8u);
+        row_step(acc, x[9], b0, b1, 9u);
+        row_step(acc, x[10], b0, b1, 10u);
+        row_step(acc, x[11], b0, b1, 11u);
+        row_step(acc, x[12], b0, b1, 12u);
+        row_step(acc, x[13], b0, b1, 13u);
+        row_step(acc, x[14], b0, b1, 14u);
+        row_step(acc, x[15], b0, b1, 15u);
+    }
 }
 
 // conv_rows: k-rows (tap, 4cq .. 4cq + 3) of the weights at result-channel group q.
@@ -183,7 +211,7 @@ fn long_block(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.z * nwg.y + wg.y;
 }
 
-@compute @workgroup_size(8, 1, 1)
+@compute @workgroup_size(SG, 1, 1)
 fn conv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
     let n4 = p.n / 4u;
@@ -191,8 +219,13 @@ fn conv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
     let r0 = long_block(wg, nwg) * 8u * RB;
     let q0 = min(gid.x * CN, n4 - 1u);
     let q1 = min(gid.x * CN + 1u, n4 - 1u);
-    let pos0 = decompose(min(r0 + lane, p.m - 1u));
-    let pos1 = decompose(min(r0 + 8u + lane, p.m - 1u));
+    // the positions whose taps this lane gathers: rows r0 + lane % SGM + j·SGM, j < NA
+    let rl = r0 + lane % SGM;
+    let last = p.m - 1u;
+    let pos0 = decompose(min(rl, last));
+    let pos1 = decompose(min(rl + SGM, last));
+    let pos2 = decompose(min(rl + 2u * SGM, last));
+    let pos3 = decompose(min(rl + 3u * SGM, last));
     var acc: array<vec4<f32>, 32>;
     var tap = 0u;
     for (var dt = 0u; dt < KT; dt++) {
@@ -200,8 +233,14 @@ fn conv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
             for (var d1 = 0u; d1 < ks1(); d1++) {
                 let s0 = tap_source(pos0, dt, d0, d1);
                 var s1 = -1;
-                if (RB == 2u) {
+                var s2 = -1;
+                var s3 = -1;
+                if (NA > 1u) {
                     s1 = tap_source(pos1, dt, d0, d1);
+                }
+                if (NA > 2u) {
+                    s2 = tap_source(pos2, dt, d0, d1);
+                    s3 = tap_source(pos3, dt, d0, d1);
                 }
                 for (var cq = 0u; cq < cg4; cq++) {
                     let b0 = weight_cols(tap, cq, q0);
@@ -209,12 +248,16 @@ fn conv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
                     if (CN == 2u) {
                         b1 = weight_cols(tap, cq, q1);
                     }
-                    let a0 = gather4(s0, cq);
-                    rows8(&acc, a0, 0u, b0, b1);
-                    if (RB == 2u) {
-                        let a1 = gather4(s1, cq);
-                        rows8(&acc, a1, 8u, b0, b1);
+                    var a: array<vec4<f32>, 4>;
+                    a[0] = gather4(s0, cq);
+                    if (NA > 1u) {
+                        a[1] = gather4(s1, cq);
                     }
+                    if (NA > 2u) {
+                        a[2] = gather4(s2, cq);
+                        a[3] = gather4(s3, cq);
+                    }
+                    rows(&acc, a, b0, b1);
                 }
                 tap++;
             }
@@ -248,15 +291,19 @@ fn gather_b4(s: vec4<i32>, cq: u32) -> B4 {
     return transposed(gather4(s.x, cq), gather4(s.y, cq), gather4(s.z, cq), gather4(s.w, cq));
 }
 
-@compute @workgroup_size(8, 1, 1)
+@compute @workgroup_size(SG, 1, 1)
 fn conv_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(subgroup_invocation_id) lane: u32) {
     let cg4 = CG / 4u;
     let r0 = wg.x * 8u * RB;
-    let ch0 = min(r0 + lane, p.n - 1u);
-    let ch1 = min(r0 + 8u + lane, p.n - 1u);
+    // the channels (rows) this lane holds: r0 + lane % SGM + j·SGM, j < NA
+    let cl = r0 + lane % SGM;
+    let ch0 = min(cl, p.n - 1u);
+    let ch1 = min(cl + SGM, p.n - 1u);
+    let ch2 = min(cl + 2u * SGM, p.n - 1u);
+    let ch3 = min(cl + 3u * SGM, p.n - 1u);
     // this lane's positions: CN groups of 4
-    let m0 = (long_block(wg, nwg) * 8u + lane) * 4u * CN;
+    let m0 = (long_block(wg, nwg) * SG + lane) * 4u * CN;
     let last = p.m - 1u;
     let e0 = decompose(min(m0, last));
     let e1 = decompose(min(m0 + 1u, last));
@@ -282,12 +329,16 @@ fn conv_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
                     if (CN == 2u) {
                         b1 = gather_b4(sb, cq);
                     }
-                    let a0 = weight_row(tap, cq, ch0);
-                    rows8(&acc, a0, 0u, b0, b1);
-                    if (RB == 2u) {
-                        let a1 = weight_row(tap, cq, ch1);
-                        rows8(&acc, a1, 8u, b0, b1);
+                    var a: array<vec4<f32>, 4>;
+                    a[0] = weight_row(tap, cq, ch0);
+                    if (NA > 1u) {
+                        a[1] = weight_row(tap, cq, ch1);
                     }
+                    if (NA > 2u) {
+                        a[2] = weight_row(tap, cq, ch2);
+                        a[3] = weight_row(tap, cq, ch3);
+                    }
+                    rows(&acc, a, b0, b1);
                 }
                 tap++;
             }
@@ -359,14 +410,18 @@ fn outer_part(tap: u32, bi: u32, to: u32, x0o: u32) -> Outer {
     return Outer(ti >= 0, (bi * p.t + u32(max(ti, 0))) * p.s0, d0);
 }
 
-@compute @workgroup_size(8, 1, 1)
+@compute @workgroup_size(SG, 1, 1)
 fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
               @builtin(subgroup_invocation_id) lane: u32) {
     let cg4 = CG / 4u;
     let kq = KT * KS * ks1() * cg4;   // column groups: (tap, 4 input channels)
     let r0 = wg.y * 8u * RB;
-    let co0 = min(r0 + lane, p.n - 1u);
-    let co1 = min(r0 + 8u + lane, p.n - 1u);
+    // the output channels (rows) this lane holds: r0 + lane % SGM + j·SGM, j < NA
+    let cl = r0 + lane % SGM;
+    let co0 = min(cl, p.n - 1u);
+    let co1 = min(cl + SGM, p.n - 1u);
+    let co2 = min(cl + 2u * SGM, p.n - 1u);
+    let co3 = min(cl + 3u * SGM, p.n - 1u);
     let c0 = min(gid.x * CN, kq - 1u);
     let c1 = min(gid.x * CN + 1u, kq - 1u);
     let inner = select(p.o0, p.o1, NS == 2u);
@@ -391,12 +446,16 @@ fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
             if (CN == 2u) {
                 b1 = wgrad_b4(ob.ok, ob.base, ob.di, c1 % cg4, iq, inner, s_inner);
             }
-            let a0 = dy4(row, iq, inner, co0);
-            rows8(&acc, a0, 0u, b0, b1);
-            if (RB == 2u) {
-                let a1 = dy4(row, iq, inner, co1);
-                rows8(&acc, a1, 8u, b0, b1);
+            var a: array<vec4<f32>, 4>;
+            a[0] = dy4(row, iq, inner, co0);
+            if (NA > 1u) {
+                a[1] = dy4(row, iq, inner, co1);
             }
+            if (NA > 2u) {
+                a[2] = dy4(row, iq, inner, co2);
+                a[3] = dy4(row, iq, inner, co3);
+            }
+            rows(&acc, a, b0, b1);
         }
     }
     // acc[16j + i] holds dw rows 4·(column group j) .. + 3 of output channel r0 + i
@@ -418,7 +477,7 @@ fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
 }
 
 // ---- conv_wgrad_rows: the weight gradient with rows = (tap, input channel) and columns =
-// output channels (4·CN per lane), for C_out a multiple of 4 and at least 32: each lane gathers
+// output channels (4·CN per lane), for C_out a multiple of 4 and at least max(16, 2·SG): each lane gathers
 // one input channel of x at 4 positions per step and broadcasts it; dy rows are read as vectors.
 
 @group(0) @binding(7) var<storage, read> src1: array<f32>;     // x again, as scalars
@@ -431,19 +490,29 @@ fn x_at(o: Outer, ci: u32, i: u32, inner: u32, s_inner: u32) -> f32 {
     return select(0.0, src1[(o.base + u32(max(xi, 0))) * CG + ci], valid);
 }
 
+// Input channel `ci` at inner coordinates i .. i + 3.
+fn x4(o: Outer, ci: u32, i: u32, inner: u32, s_inner: u32) -> vec4<f32> {
+    return vec4<f32>(x_at(o, ci, i, inner, s_inner), x_at(o, ci, i + 1u, inner, s_inner), x_at(o, ci, i + 2u, inner, s_inner),
+                     x_at(o, ci, i + 3u, inner, s_inner));
+}
+
 fn dy_row(row: u32, i: u32, inner: u32, q: u32) -> vec4<f32> {
     let ok = i < inner;
     return select(vec4<f32>(0.0), dy4v[select(row, row + i, ok) * (p.n / 4u) + q], ok);
 }
 
-@compute @workgroup_size(8, 1, 1)
+@compute @workgroup_size(SG, 1, 1)
 fn conv_wgrad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
                    @builtin(subgroup_invocation_id) lane: u32) {
     let n4 = p.n / 4u;
     let kr = KT * KS * ks1() * CG;
     let r0 = wg.y * 16u;
-    let ra = min(r0 + lane, kr - 1u);
-    let rb = min(r0 + 8u + lane, kr - 1u);
+    // the rows (tap, input channel) this lane gathers: r0 + lane % SGM + j·SGM, j < NA
+    let rl = r0 + lane % SGM;
+    let ra = min(rl, kr - 1u);
+    let rb = min(rl + SGM, kr - 1u);
+    let rc = min(rl + 2u * SGM, kr - 1u);
+    let rd = min(rl + 3u * SGM, kr - 1u);
     let q0 = min(gid.x * CN, n4 - 1u);
     let q1 = min(gid.x * CN + 1u, n4 - 1u);
     let inner = select(p.o0, p.o1, NS == 2u);
@@ -461,6 +530,8 @@ fn conv_wgrad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workg
         }
         let oa = outer_part(ra / CG, f / p.to, f % p.to, x0o);
         let ob = outer_part(rb / CG, f / p.to, f % p.to, x0o);
+        let oc = outer_part(rc / CG, f / p.to, f % p.to, x0o);
+        let od = outer_part(rd / CG, f / p.to, f % p.to, x0o);
         let row = orow * inner;
         for (var iq = 0u; iq < inner; iq += 4u) {
             let b0 = B4(dy_row(row, iq, inner, q0), dy_row(row, iq + 1u, inner, q0), dy_row(row, iq + 2u, inner, q0),
@@ -470,12 +541,16 @@ fn conv_wgrad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workg
                 b1 = B4(dy_row(row, iq, inner, q1), dy_row(row, iq + 1u, inner, q1), dy_row(row, iq + 2u, inner, q1),
                         dy_row(row, iq + 3u, inner, q1));
             }
-            let a0 = vec4<f32>(x_at(oa, ra % CG, iq, inner, s_inner), x_at(oa, ra % CG, iq + 1u, inner, s_inner),
-                               x_at(oa, ra % CG, iq + 2u, inner, s_inner), x_at(oa, ra % CG, iq + 3u, inner, s_inner));
-            let a1 = vec4<f32>(x_at(ob, rb % CG, iq, inner, s_inner), x_at(ob, rb % CG, iq + 1u, inner, s_inner),
-                               x_at(ob, rb % CG, iq + 2u, inner, s_inner), x_at(ob, rb % CG, iq + 3u, inner, s_inner));
-            rows8(&acc, a0, 0u, b0, b1);
-            rows8(&acc, a1, 8u, b0, b1);
+            var a: array<vec4<f32>, 4>;
+            a[0] = x4(oa, ra % CG, iq, inner, s_inner);
+            if (NA > 1u) {
+                a[1] = x4(ob, rb % CG, iq, inner, s_inner);
+            }
+            if (NA > 2u) {
+                a[2] = x4(oc, rc % CG, iq, inner, s_inner);
+                a[3] = x4(od, rd % CG, iq, inner, s_inner);
+            }
+            rows(&acc, a, b0, b1);
         }
     }
     // acc[16j + i] holds dw row r0 + i at output channels 4·(gid.x·CN + j) .. + 3

@@ -8,7 +8,7 @@
 // register permute): at 8 lanes, per 4 k-steps a lane does 2 A loads + 4·CN B loads for 64·CN
 // vector FMAs, against 16 loads for 64 FMAs in the register-blocked kernel. A lane owns 16 rows × 4·CN columns; the
 // workgroup is one subgroup. Needs K % 4 == 0 and N % 4 == 0 (the host checks); M is free.
-// Layouts and `Params` as in matmul.wgsl.
+// Layouts and `Params` as in matmul.wgsl. `share16` is appended from shaders/parts/subgroup_share.wgsl.
 
 override CN: u32 = 2u;        // vec4 columns per lane: 1 or 2
 override SG: u32 = 8u;        // lanes of a subgroup = invocations of a workgroup
@@ -98,7 +98,7 @@ fn store(r0: u32, cbase: u32, gx: u32, acc: ptr<function, array<vec4<f32>, 32>>)
 }
 
 // Rows r0 + t (t < 16) of A at k-quad kq for every lane: each lane loads 16 / min(SG, 16) of them
-// (rows r0 + lane + j·SG) and the others arrive by broadcast.
+// (rows r0 + lane + j·SG) and the others arrive by broadcast (`share16`, shaders/parts/).
 fn share_a(abase: u32, r0: u32, kq: u32, lane: u32) -> array<vec4<f32>, 16> {
     let rl = r0 + lane % SGM;
     var a: array<vec4<f32>, 4>;
@@ -108,36 +108,7 @@ fn share_a(abase: u32, r0: u32, kq: u32, lane: u32) -> array<vec4<f32>, 16> {
         a[2] = load_a4(abase, min(rl + 2u * SGM, p.M - 1u), kq);
         a[3] = load_a4(abase, min(rl + 3u * SGM, p.M - 1u), kq);
     }
-    var x: array<vec4<f32>, 16>;
-    if (SG == 4u) {
-        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
-        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
-        x[4] = subgroupBroadcast(a[1], 0u); x[5] = subgroupBroadcast(a[1], 1u);
-        x[6] = subgroupBroadcast(a[1], 2u); x[7] = subgroupBroadcast(a[1], 3u);
-        x[8] = subgroupBroadcast(a[2], 0u); x[9] = subgroupBroadcast(a[2], 1u);
-        x[10] = subgroupBroadcast(a[2], 2u); x[11] = subgroupBroadcast(a[2], 3u);
-        x[12] = subgroupBroadcast(a[3], 0u); x[13] = subgroupBroadcast(a[3], 1u);
-        x[14] = subgroupBroadcast(a[3], 2u); x[15] = subgroupBroadcast(a[3], 3u);
-    } else if (SG == 8u) {
-        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
-        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
-        x[4] = subgroupBroadcast(a[0], 4u); x[5] = subgroupBroadcast(a[0], 5u);
-        x[6] = subgroupBroadcast(a[0], 6u); x[7] = subgroupBroadcast(a[0], 7u);
-        x[8] = subgroupBroadcast(a[1], 0u); x[9] = subgroupBroadcast(a[1], 1u);
-        x[10] = subgroupBroadcast(a[1], 2u); x[11] = subgroupBroadcast(a[1], 3u);
-        x[12] = subgroupBroadcast(a[1], 4u); x[13] = subgroupBroadcast(a[1], 5u);
-        x[14] = subgroupBroadcast(a[1], 6u); x[15] = subgroupBroadcast(a[1], 7u);
-    } else {
-        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
-        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
-        x[4] = subgroupBroadcast(a[0], 4u); x[5] = subgroupBroadcast(a[0], 5u);
-        x[6] = subgroupBroadcast(a[0], 6u); x[7] = subgroupBroadcast(a[0], 7u);
-        x[8] = subgroupBroadcast(a[0], 8u); x[9] = subgroupBroadcast(a[0], 9u);
-        x[10] = subgroupBroadcast(a[0], 10u); x[11] = subgroupBroadcast(a[0], 11u);
-        x[12] = subgroupBroadcast(a[0], 12u); x[13] = subgroupBroadcast(a[0], 13u);
-        x[14] = subgroupBroadcast(a[0], 14u); x[15] = subgroupBroadcast(a[0], 15u);
-    }
-    return x;
+    return share16(a);
 }
 
 // Row i of the lane's 16 rows: its column quads (one or two) += A[r0 + i, k-quad] · B.

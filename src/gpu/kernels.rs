@@ -1,6 +1,7 @@
 //! Shader registry and pipeline cache.
 //!
-//! Every WGSL file in `shaders/` is compiled into the binary through [`ALL_SHADERS`]. Before a
+//! Every WGSL file in `shaders/` is compiled into the binary through [`ALL_SHADERS`], some with
+//! a part of `shaders/parts/` (functions that several shaders share) appended. Before a
 //! shader reaches wgpu it is parsed and validated by naga, so a broken shader is reported with
 //! its file, line and column. Pipelines are cached by (shader, entry point, override constants).
 
@@ -25,6 +26,17 @@ macro_rules! shader {
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl")),
         }
     };
+    // a shader with a part from `shaders/parts/` appended (after it, so that naga's line
+    // numbers still point into the shader's own file)
+    ($stem:literal + $part:literal) => {
+        Shader {
+            name: concat!($stem, ".wgsl"),
+            source: concat!(
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl")),
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/parts/", $part, ".wgsl"))
+            ),
+        }
+    };
 }
 
 pub const FILL: Shader = shader!("fill");
@@ -33,7 +45,7 @@ pub const UNARY: Shader = shader!("unary");
 pub const BINARY: Shader = shader!("binary");
 pub const REDUCE: Shader = shader!("reduce");
 pub const MATMUL: Shader = shader!("matmul");
-pub const MATMUL_SUBGROUP: Shader = shader!("matmul_subgroup");
+pub const MATMUL_SUBGROUP: Shader = shader!("matmul_subgroup" + "subgroup_share");
 pub const RANDOM: Shader = shader!("random");
 pub const LAYOUT: Shader = shader!("layout");
 pub const ADAMW: Shader = shader!("adamw");
@@ -45,7 +57,7 @@ pub const GATHER: Shader = shader!("gather");
 pub const POSENC: Shader = shader!("posenc");
 pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
-pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup");
+pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup" + "subgroup_share");
 pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
 pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup");
 pub const FLOW_SAMPLE: Shader = shader!("flow_sample");

@@ -1,4 +1,4 @@
-//! Causal space-time convolution. On adapters with 8-lane subgroups (lavapipe) an implicit GEMM
+//! Causal space-time convolution. On adapters with subgroups of one size (8 to 64 lanes) an implicit GEMM
 //! (`shaders/conv_causal_subgroup.wgsl`) computes the forward, dx and dw without an im2col
 //! matrix; elsewhere (`shaders/conv_causal.wgsl`) im2col, then the matmul kernels, backward
 //! through col2im (the adjoint gather) and the matmul backward, or for layers with few channels
@@ -113,7 +113,7 @@ fn overrides(g: &Geometry, spec: &ConvSpec) -> [(&'static str, f64); 5] {
 /// How a convolution is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvMethod {
-    /// On adapters with 8-lane subgroups (lavapipe) the implicit-GEMM kernels wherever the
+    /// On adapters with subgroups of one size (8 to 64 lanes) the implicit-GEMM kernels wherever the
     /// gathered channels are a multiple of 4; elsewhere direct when the output has fewer than
     /// 4 channels (the im2col products would be too thin to use the matmul tiles), im2col
     /// otherwise. `ENMA_CONV=direct|im2col|implicit` forces one where it applies (for
@@ -126,8 +126,9 @@ pub enum ConvMethod {
     Direct,
     /// Implicit GEMM (`shaders/conv_causal_subgroup.wgsl`): the matmul of the im2col matrix
     /// without the matrix, each lane gathering its rows tap by tap and sharing them through
-    /// subgroup broadcasts. Needs 8-lane subgroups and a multiple of 4 gathered channels
-    /// (C_in for the forward and the weight gradient, C_out for the input gradient).
+    /// subgroup broadcasts. Needs subgroups of one fixed size, 8 to 64 lanes, and a multiple of
+    /// 4 gathered channels (C_in for the forward and the weight gradient, C_out for the input
+    /// gradient).
     Implicit,
 }
 
@@ -143,7 +144,7 @@ enum Product {
 /// channels on this adapter.
 fn implicit_applies(gpu: &Gpu, g: &Geometry, c_out: usize, product: Product) -> bool {
     let gathered = if product == Product::InputGrad { c_out } else { g.c };
-    gpu.subgroup_size() == Some(8) && gathered > 0 && gathered.is_multiple_of(4) && c_out > 0
+    implicit_lanes(gpu).is_some() && gathered > 0 && gathered.is_multiple_of(4) && c_out > 0
 }
 
 impl ConvMethod {
@@ -208,7 +209,7 @@ impl ConvMethod {
                 return Err(Error::invalid(
                     "conv_causal",
                     format!(
-                        "the implicit kernels need 8-lane subgroups (adapter: {:?}) and a multiple of 4 gathered \
+                        "the implicit kernels need subgroups of one size from 8 to 64 lanes (adapter: {:?}) and a multiple of 4 gathered \
                          channels ({} in, {c_out} out, {product:?}); use ConvMethod::Auto",
                         gpu.subgroup_size(),
                         g.c
@@ -299,6 +300,29 @@ fn direct_dw(x: &Tensor, dy: &Tensor, rows: usize, c_out: usize, g: &Geometry, s
     if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
 }
 
+/// The subgroup size of the implicit kernels on this adapter: one fixed size from 8 to 64 lanes.
+/// The kernels are written for 4 lanes too, but the one 4-lane adapter we can run (SwiftShader)
+/// takes 15 s to compile the forward with rows = channels and more than 8 minutes for the weight
+/// gradient with rows = taps, so 4-lane adapters keep im2col and the direct kernels.
+fn implicit_lanes(gpu: &Gpu) -> Option<usize> {
+    super::matmul::subgroup_lanes(gpu).filter(|&s| s >= 8).map(|s| s as usize)
+}
+
+fn lanes(gpu: &Gpu) -> Result<usize> {
+    implicit_lanes(gpu).ok_or_else(|| {
+        Error::invalid("conv_causal", "the implicit kernels need subgroups of one size from 8 to 64 lanes")
+    })
+}
+
+/// The fewest result channels for which the implicit kernels give each lane columns of channels
+/// (`conv_rows`, `conv_wgrad_rows`) rather than positions: enough to keep half the lanes busy.
+/// Measured on lavapipe: at 8 lanes 16 channels still run faster that way (1.3× for a forward,
+/// 1.9× for a weight gradient); at 16 lanes, where 16 channels leave 12 of 16 lanes idle, the
+/// positions layout is faster (fwd+bwd of a 16-channel 3×3 layer: 146 against 222 ms).
+fn min_row_channels(sg: usize) -> usize {
+    (2 * sg).max(16)
+}
+
 /// Immediates of the implicit kernels: the geometry, the result's channels `n` and positions
 /// `m`, and the outer rows per workgroup of the weight gradient.
 fn implicit_imm(g: &Geometry, n: usize, m: usize, split: usize) -> Result<Imm> {
@@ -318,10 +342,10 @@ fn long_groups(gx: usize, blocks: usize) -> Result<[u32; 3]> {
     Ok([u(gx)?, u(y)?, u(z)?])
 }
 
-/// Groups of 4 per lane (1 or 2) for `quads` groups spread over the 8 lanes of a subgroup: 2
+/// Groups of 4 per lane (1 or 2) for `quads` groups spread over the `sg` lanes of a subgroup: 2
 /// unless that leaves more lanes idle.
-fn lane_groups(quads: usize) -> usize {
-    let waste = |cn: usize| quads.div_ceil(8 * cn) * 8 * cn - quads;
+fn lane_groups(quads: usize, sg: usize) -> usize {
+    let waste = |cn: usize| quads.div_ceil(sg * cn) * sg * cn - quads;
     if waste(2) <= waste(1) { 2 } else { 1 }
 }
 
@@ -345,21 +369,22 @@ fn implicit_product(
         return Ok(());
     }
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let sg = lanes(gpu)?;
     let mut consts = overrides(g, spec).to_vec();
-    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some()))]);
+    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some())), ("SG", sg as f64)]);
     let bias_t = bias.unwrap_or(w);
-    if n.is_multiple_of(4) && n >= 16 {
+    if n.is_multiple_of(4) && n >= min_row_channels(sg) {
         // rows = positions: each lane owns 4·cn of the result's channels
-        let cn = lane_groups(n / 4);
+        let cn = lane_groups(n / 4, sg);
         consts.extend([("CN", cn as f64), ("RB", 2.0)]);
-        let groups = long_groups((n / 4).div_ceil(8 * cn), m.div_ceil(16))?;
+        let groups = long_groups((n / 4).div_ceil(sg * cn), m.div_ceil(16))?;
         let bindings = [(0, src), (1, w), (2, bias_t), (3, out)];
         launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_rows", &consts, &bindings, &implicit_imm(g, n, m, 0)?, groups)
     } else {
         // rows = channels: each lane owns 8 positions
         let rb = if n <= 8 { 1 } else { 2 };
         consts.extend([("CN", 2.0), ("RB", rb as f64)]);
-        let groups = long_groups(n.div_ceil(8 * rb), m.div_ceil(64))?;
+        let groups = long_groups(n.div_ceil(8 * rb), m.div_ceil(8 * sg))?;
         let bindings = [(0, src), (1, w), (2, bias_t), (4, w), (5, out)];
         launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_cols", &consts, &bindings, &implicit_imm(g, n, m, 0)?, groups)
     }
@@ -369,15 +394,16 @@ fn implicit_product(
 /// ranges of outer rows (frames, and the first spatial axis in 2D), added in a fixed order.
 fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
     let gpu = x.gpu();
+    let sg = lanes(gpu)?;
     let rows = spec.weight_rows(g.c, g.ns);
     let kq = rows / 4;
-    let by_rows = c_out.is_multiple_of(4) && c_out >= 16;
+    let by_rows = c_out.is_multiple_of(4) && c_out >= min_row_channels(sg);
     let rb = if c_out <= 8 { 1 } else { 2 };
-    let cn = if by_rows { lane_groups(c_out / 4) } else { lane_groups(kq) };
+    let cn = if by_rows { lane_groups(c_out / 4, sg) } else { lane_groups(kq, sg) };
     let (gx, gy) = if by_rows {
-        ((c_out / 4).div_ceil(8 * cn), rows.div_ceil(16))
+        ((c_out / 4).div_ceil(sg * cn), rows.div_ceil(16))
     } else {
-        (kq.div_ceil(8 * cn), c_out.div_ceil(8 * rb))
+        (kq.div_ceil(sg * cn), c_out.div_ceil(8 * rb))
     };
     let outer = g.b * g.to * if g.ns == 2 { g.o[0] } else { 1 };
     // enough workgroups for every core (CPU adapters) or the whole device
@@ -390,7 +416,7 @@ fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvS
     let splits = outer.div_ceil(per).max(1);
     let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
     let mut consts = overrides(g, spec).to_vec();
-    consts.extend([("CG", g.c as f64), ("CN", cn as f64), ("RB", rb as f64)]);
+    consts.extend([("CG", g.c as f64), ("CN", cn as f64), ("RB", rb as f64), ("SG", sg as f64)]);
     let groups = [gx, gy, splits].map(|v| v as u32);
     let imm = implicit_imm(g, c_out, 0, per)?;
     if by_rows {
