@@ -108,8 +108,12 @@ fn every_tile_variant_is_correct() {
 fn the_shared_memory_kernel_is_correct() {
     let g = gpu();
     let kern = Some(MatmulKernel::Shared);
-    // One block, ragged blocks in every dimension (K not a multiple of the 8-deep slice), batches.
-    for (m, n, k) in [(128, 128, 64), (1, 1, 1), (130, 129, 13), (37, 200, 21), (256, 12, 8)] {
+    // One block, ragged blocks in every dimension (K not a multiple of the 8-deep slice), batches;
+    // vec4 loads of both operands (K, M, N multiples of 4) over several slices and blocks, and of
+    // one operand only (K a multiple of 4, M and N not)
+    for (m, n, k) in
+        [(128, 128, 64), (1, 1, 1), (130, 129, 13), (37, 200, 21), (256, 12, 8), (132, 260, 44), (130, 129, 24)]
+    {
         for ta in [false, true] {
             for tb in [false, true] {
                 check(&g, 1, m, n, k, ta, tb, (m + n + k) % 2 == 1, kern);
@@ -117,6 +121,7 @@ fn the_shared_memory_kernel_is_correct() {
         }
     }
     check(&g, 3, 33, 20, 17, false, true, true, kern);
+    check(&g, 2, 36, 20, 16, true, false, false, kern);
 }
 
 #[test]

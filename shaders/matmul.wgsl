@@ -198,21 +198,87 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
 
 // ---------------------------------------------------------------------------------------------
 // Workgroup-memory variant for GPUs: a 16 × 16 workgroup computes a 128 × 128 block of C, 8 × 8
-// per invocation, staging 128 × 8 slices of A and B in workgroup memory (8 KiB). Every
-// invocation loads 4 elements of each slice per step (consecutive in memory, so a warp's loads
-// coalesce), then does 8 steps of 2 + 2 vec4 workgroup reads and 64 FMAs. Any shape and
-// transpose: out-of-range elements load as zero. On lavapipe barriers are expensive and
-// `matmul_sg8` / `matmul` are used instead.
+// per invocation, staging 128 × 8 slices of A and B in workgroup memory. Every invocation
+// stages 4 values of each slice per step, as one vec4 load where the layout allows (VEC_A,
+// VEC_B; consecutive invocations read consecutive vectors, so a warp's loads coalesce), then
+// does 8 steps of 2 + 2 vec4 workgroup reads and 64 FMAs. Double buffered: the next slices are
+// loaded into registers before the current ones are multiplied and stored into the other half
+// of workgroup memory after, so global latency hides behind the FMAs and one barrier per slice
+// suffices (16 KiB, WebGPU's guaranteed minimum). Any shape and transpose: out-of-range
+// elements load as zero. On CPU adapters barriers are expensive and `matmul_sg` / `matmul`
+// are used instead.
 
 const SM_BM: u32 = 128u;
 const SM_BN: u32 = 128u;
 const SM_BK: u32 = 8u;
+const SM_HALF: u32 = 256u; // vec4s of one slice: [SM_BK][SM_BM / 4]
 
-@group(0) @binding(4) var<storage, read> a_s: array<f32>;
-@group(0) @binding(5) var<storage, read> b_s: array<f32>;
+var<workgroup> sm_a: array<vec4<f32>, 512>; // two slices [SM_BK][SM_BM], A transposed: k-major
+var<workgroup> sm_b: array<vec4<f32>, 512>; // two slices [SM_BK][SM_BN]
 
-var<workgroup> sm_a: array<vec4<f32>, 256>; // [SM_BK][SM_BM], A transposed: k-major
-var<workgroup> sm_b: array<vec4<f32>, 256>; // [SM_BK][SM_BN]
+// The 4 values of A's slice at k-offset kt that invocation t stages: transposed, k-row
+// kt + t / 32 at rows 4(t % 32) .. + 3; otherwise row t / 2 at k = kt + 4(t % 2) .. + 3.
+fn smem_fetch_a(abase: u32, row0: u32, kt: u32, t: u32) -> vec4<f32> {
+    if (TRANS_A) {
+        let k = kt + (t >> 5u);
+        let m = row0 + (t & 31u) * 4u;
+        if (VEC_A && k < p.K && m + 3u < p.M) {
+            return a[(abase + k * p.M + m) >> 2u];
+        }
+        return vec4<f32>(a_at(abase, m, k), a_at(abase, m + 1u, k), a_at(abase, m + 2u, k), a_at(abase, m + 3u, k));
+    }
+    let m = row0 + (t >> 1u);
+    let k = kt + (t & 1u) * 4u;
+    if (VEC_A && m < p.M && k + 3u < p.K) {
+        return a[(abase + m * p.K + k) >> 2u];
+    }
+    return vec4<f32>(a_at(abase, m, k), a_at(abase, m, k + 1u), a_at(abase, m, k + 2u), a_at(abase, m, k + 3u));
+}
+
+// The same for B's slice: not transposed, k-row kt + t / 32 at columns 4(t % 32) .. + 3;
+// transposed, column t / 2 at k = kt + 4(t % 2) .. + 3.
+fn smem_fetch_b(bbase: u32, col0: u32, kt: u32, t: u32) -> vec4<f32> {
+    if (!TRANS_B) {
+        let k = kt + (t >> 5u);
+        let n = col0 + (t & 31u) * 4u;
+        if (VEC_B && k < p.K && n + 3u < p.N) {
+            return b[(bbase + k * p.N + n) >> 2u];
+        }
+        return vec4<f32>(b_at(bbase, k, n), b_at(bbase, k, n + 1u), b_at(bbase, k, n + 2u), b_at(bbase, k, n + 3u));
+    }
+    let n = col0 + (t >> 1u);
+    let k = kt + (t & 1u) * 4u;
+    if (VEC_B && n < p.N && k + 3u < p.K) {
+        return b[(bbase + n * p.K + k) >> 2u];
+    }
+    return vec4<f32>(b_at(bbase, k, n), b_at(bbase, k + 1u, n), b_at(bbase, k + 2u, n), b_at(bbase, k + 3u, n));
+}
+
+// Stores what `smem_fetch_a` / `smem_fetch_b` returned into slice buffer `half` (0 or 1).
+fn smem_put(half: u32, t: u32, va: vec4<f32>, vb: vec4<f32>) {
+    let o = half * SM_HALF;
+    if (TRANS_A) {
+        sm_a[o + (t >> 5u) * 32u + (t & 31u)] = va;
+    } else {
+        // four k-rows of one row m
+        let m = t >> 1u;
+        let k = (t & 1u) * 4u;
+        sm_a[o + k * 32u + (m >> 2u)][m & 3u] = va.x;
+        sm_a[o + (k + 1u) * 32u + (m >> 2u)][m & 3u] = va.y;
+        sm_a[o + (k + 2u) * 32u + (m >> 2u)][m & 3u] = va.z;
+        sm_a[o + (k + 3u) * 32u + (m >> 2u)][m & 3u] = va.w;
+    }
+    if (!TRANS_B) {
+        sm_b[o + (t >> 5u) * 32u + (t & 31u)] = vb;
+    } else {
+        let n = t >> 1u;
+        let k = (t & 1u) * 4u;
+        sm_b[o + k * 32u + (n >> 2u)][n & 3u] = vb.x;
+        sm_b[o + (k + 1u) * 32u + (n >> 2u)][n & 3u] = vb.y;
+        sm_b[o + (k + 2u) * 32u + (n >> 2u)][n & 3u] = vb.z;
+        sm_b[o + (k + 3u) * 32u + (n >> 2u)][n & 3u] = vb.w;
+    }
+}
 
 @compute @workgroup_size(16, 16, 1)
 fn matmul_smem(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -222,69 +288,36 @@ fn matmul_smem(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let abase = wg.z * p.sa;
     let bbase = wg.z * p.sb;
     let cbase = wg.z * p.sc;
+    let slices = (p.K + SM_BK - 1u) / SM_BK;
 
     var acc: array<vec4<f32>, 16>; // acc[i * 2 + j]: row ty*8 + i, columns tx*8 + 4j .. +4
-    for (var kt = 0u; kt < p.K; kt += SM_BK) {
-        // Stage A[row0 .. +128, kt .. +8] as sm_a[k][m].
-        for (var i = 0u; i < 4u; i++) {
-            var m: u32;
-            var k: u32;
-            if (TRANS_A) {
-                k = t >> 5u;
-                m = (t & 31u) * 4u + i;
-            } else {
-                m = t >> 1u;
-                k = (t & 1u) * 4u + i;
-            }
-            let gm = row0 + m;
-            let gk = kt + k;
-            var v = 0.0;
-            if (gm < p.M && gk < p.K) {
-                if (TRANS_A) {
-                    v = a_s[abase + gk * p.M + gm];
-                } else {
-                    v = a_s[abase + gm * p.K + gk];
-                }
-            }
-            let e = k * SM_BM + m;
-            sm_a[e >> 2u][e & 3u] = v;
+    smem_put(0u, t, smem_fetch_a(abase, row0, 0u, t), smem_fetch_b(bbase, col0, 0u, t));
+    workgroupBarrier();
+    for (var s = 0u; s < slices; s++) {
+        let o = (s & 1u) * SM_HALF;
+        // the next slices, in flight while this one is multiplied
+        let more = s + 1u < slices;
+        var va = vec4<f32>(0.0);
+        var vb = vec4<f32>(0.0);
+        if (more) {
+            va = smem_fetch_a(abase, row0, (s + 1u) * SM_BK, t);
+            vb = smem_fetch_b(bbase, col0, (s + 1u) * SM_BK, t);
         }
-        // Stage B[kt .. +8, col0 .. +128] as sm_b[k][n].
-        for (var i = 0u; i < 4u; i++) {
-            var n: u32;
-            var k: u32;
-            if (TRANS_B) {
-                n = t >> 1u;
-                k = (t & 1u) * 4u + i;
-            } else {
-                k = t >> 5u;
-                n = (t & 31u) * 4u + i;
-            }
-            let gn = col0 + n;
-            let gk = kt + k;
-            var v = 0.0;
-            if (gn < p.N && gk < p.K) {
-                if (TRANS_B) {
-                    v = b_s[bbase + gn * p.K + gk];
-                } else {
-                    v = b_s[bbase + gk * p.N + gn];
-                }
-            }
-            let e = k * SM_BN + n;
-            sm_b[e >> 2u][e & 3u] = v;
-        }
-        workgroupBarrier();
         for (var k = 0u; k < SM_BK; k++) {
-            let a0 = sm_a[k * 32u + lid.y * 2u];
-            let a1 = sm_a[k * 32u + lid.y * 2u + 1u];
-            let b0 = sm_b[k * 32u + lid.x * 2u];
-            let b1 = sm_b[k * 32u + lid.x * 2u + 1u];
+            let a0 = sm_a[o + k * 32u + lid.y * 2u];
+            let a1 = sm_a[o + k * 32u + lid.y * 2u + 1u];
+            let b0 = sm_b[o + k * 32u + lid.x * 2u];
+            let b1 = sm_b[o + k * 32u + lid.x * 2u + 1u];
             for (var i = 0u; i < 4u; i++) {
                 acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
                 acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
                 acc[8u + i * 2u] = fma(vec4<f32>(a1[i]), b0, acc[8u + i * 2u]);
                 acc[8u + i * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + i * 2u + 1u]);
             }
+        }
+        // the other half was last read in the previous step, which ended with a barrier
+        if (more) {
+            smem_put(1u - (s & 1u), t, va, vb);
         }
         workgroupBarrier();
     }

@@ -65,7 +65,8 @@ impl MatmulTiles {
 pub enum MatmulKernel {
     /// Register-blocked, any shape.
     Tiled(MatmulTiles),
-    /// Workgroup-memory kernel (128 × 128 blocks, 256 invocations): any shape, for GPUs.
+    /// Workgroup-memory kernel (128 × 128 blocks, 256 invocations, vec4 loads, double-buffered
+    /// 16 KiB of workgroup memory): any shape, for GPUs.
     Shared,
     /// Subgroup-broadcast kernel: needs subgroups of one fixed size from 4 to 64 lanes
     /// ([`subgroup_lanes`]), K % 4 == 0 and N % 4 == 0. `cn` (1 or 2) is the number of
@@ -369,10 +370,11 @@ pub fn matmul_with(
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     // Without a bias the shader reads nothing from its bias binding; bind `a` there.
     let bias_t = bias.unwrap_or(a);
+    // whether rows of A and B (as stored) can be read as aligned vec4s
+    let vec_a = k % 4 == 0 && (!trans_a || m % 4 == 0);
+    let vec_b = k % 4 == 0 && (trans_b || n % 4 == 0);
     match kernel {
         MatmulKernel::Tiled(tiles) => {
-            let vec_a = k % 4 == 0 && (!trans_a || m % 4 == 0);
-            let vec_b = k % 4 == 0 && (trans_b || n % 4 == 0);
             let overrides = [
                 ("TM", tiles.tm as f64),
                 ("TN", tiles.tn as f64),
@@ -390,10 +392,15 @@ pub fn matmul_with(
             launch(gpu, &MATMUL, "matmul", &overrides, &[(0, a), (1, b), (2, bias_t), (3, &c)], &imm, groups)?;
         }
         MatmulKernel::Shared => {
-            let overrides =
-                [("TRANS_A", flag(trans_a)), ("TRANS_B", flag(trans_b)), ("HAS_BIAS", flag(bias.is_some()))];
+            let overrides = [
+                ("TRANS_A", flag(trans_a)),
+                ("TRANS_B", flag(trans_b)),
+                ("VEC_A", flag(vec_a)),
+                ("VEC_B", flag(vec_b)),
+                ("HAS_BIAS", flag(bias.is_some())),
+            ];
             let groups = [big(n.div_ceil(128))?, big(m.div_ceil(128))?, big(batch)?];
-            let bindings = [(2, bias_t), (3, &c), (4, a), (5, b)];
+            let bindings = [(0, a), (1, b), (2, bias_t), (3, &c)];
             launch(gpu, &MATMUL, "matmul_smem", &overrides, &bindings, &imm, groups)?;
         }
         MatmulKernel::Subgroup { cn } => {
