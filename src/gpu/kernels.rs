@@ -26,14 +26,14 @@ macro_rules! shader {
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl")),
         }
     };
-    // a shader with a part from `shaders/parts/` appended (after it, so that naga's line
+    // a shader with parts from `shaders/parts/` appended (after it, so that naga's line
     // numbers still point into the shader's own file)
-    ($stem:literal + $part:literal) => {
+    ($stem:literal $(+ $part:literal)+) => {
         Shader {
             name: concat!($stem, ".wgsl"),
             source: concat!(
                 include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $stem, ".wgsl")),
-                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/parts/", $part, ".wgsl"))
+                $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/parts/", $part, ".wgsl"))),+
             ),
         }
     };
@@ -57,7 +57,8 @@ pub const GATHER: Shader = shader!("gather");
 pub const POSENC: Shader = shader!("posenc");
 pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
-pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup" + "subgroup_share");
+pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup" + "conv_taps" + "subgroup_share");
+pub const CONV_CAUSAL_TILED: Shader = shader!("conv_causal_tiled" + "conv_taps");
 pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
 pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup");
 pub const FLOW_SAMPLE: Shader = shader!("flow_sample");
@@ -83,6 +84,7 @@ pub const ALL_SHADERS: &[Shader] = &[
     CROSS_ATTENTION,
     CONV_CAUSAL,
     CONV_CAUSAL_SUBGROUP,
+    CONV_CAUSAL_TILED,
     FLASH_ATTENTION,
     FLASH_ATTENTION_SUBGROUP,
     FLOW_SAMPLE,

@@ -9,7 +9,7 @@
 use super::{Imm, LOOP_BUDGET, launch};
 use crate::autodiff::Var;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{CONV_CAUSAL, CONV_CAUSAL_SUBGROUP};
+use crate::gpu::kernels::{CONV_CAUSAL, CONV_CAUSAL_SUBGROUP, CONV_CAUSAL_TILED};
 use crate::gpu::tune::bucket;
 use crate::gpu::{DType, Gpu, Tensor};
 
@@ -116,7 +116,7 @@ pub enum ConvMethod {
     /// On adapters with subgroups of one size (8 to 64 lanes) the implicit-GEMM kernels wherever the
     /// gathered channels are a multiple of 4; elsewhere direct when the output has fewer than
     /// 4 channels (the im2col products would be too thin to use the matmul tiles), im2col
-    /// otherwise. `ENMA_CONV=direct|im2col|implicit` forces one where it applies (for
+    /// otherwise. `ENMA_CONV=direct|im2col|implicit|tiled` forces one where it applies (for
     /// benchmarks).
     Auto,
     /// The im2col matrix, built and multiplied on the matmul kernels in chunks of at most
@@ -130,6 +130,11 @@ pub enum ConvMethod {
     /// 4 gathered channels (C_in for the forward and the weight gradient, C_out for the input
     /// gradient).
     Implicit,
+    /// Implicit GEMM in workgroup memory (`shaders/conv_causal_tiled.wgsl`), the GPU-class
+    /// kernel: 64 × 64 blocks of the result, double-buffered slices of both operands, any
+    /// channel counts, no subgroups. The autotuner tries it on GPUs (on CPU adapters its
+    /// barriers cost more than they save).
+    Tiled,
 }
 
 /// The three products of a convolution.
@@ -155,7 +160,14 @@ impl ConvMethod {
             ConvMethod::Im2col { .. } => "im2col",
             ConvMethod::Direct => "direct",
             ConvMethod::Implicit => "implicit",
+            ConvMethod::Tiled => "tiled",
         }
+    }
+
+    /// Whether the method runs 1×1×1 convolutions on its own kernels (the others run them as
+    /// plain matmuls).
+    fn own_kernel(&self) -> bool {
+        matches!(self, ConvMethod::Implicit | ConvMethod::Tiled)
     }
 
     /// `resolve`, except that `Auto` (without `ENMA_CONV`) asks the autotuner, which measures
@@ -178,6 +190,9 @@ impl ConvMethod {
             candidates.push(ConvMethod::Implicit);
         }
         candidates.extend([ConvMethod::Direct, ConvMethod::Im2col { chunk_rows: None }]);
+        if !gpu.is_cpu() {
+            candidates.push(ConvMethod::Tiled);
+        }
         let at = candidates.iter().position(|c| *c == rule).unwrap_or(0);
         let named: Vec<(String, ConvMethod)> = candidates.into_iter().map(|c| (c.name().to_string(), c)).collect();
         let class = format!(
@@ -201,6 +216,7 @@ impl ConvMethod {
         Ok(match self {
             ConvMethod::Auto => match std::env::var("ENMA_CONV").as_deref() {
                 Ok("direct") => ConvMethod::Direct,
+                Ok("tiled") => ConvMethod::Tiled,
                 Ok("im2col") => ConvMethod::Im2col { chunk_rows: None },
                 _ if implicit => ConvMethod::Implicit,
                 _ => fallback,
@@ -429,6 +445,65 @@ fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvS
     if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
 }
 
+/// The forward (`dx` false) or input-gradient (`dx` true) product of the tiled kernel into
+/// `out`, as [`implicit_product`].
+#[allow(clippy::too_many_arguments)]
+fn tiled_product(
+    src: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+    g: &Geometry,
+    spec: &ConvSpec,
+    gathered: usize,
+    dx: bool,
+) -> Result<()> {
+    let gpu = src.gpu();
+    let n = *out.shape().last().unwrap_or(&0);
+    let m = out.numel() / n.max(1);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let mut consts = overrides(g, spec).to_vec();
+    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some()))]);
+    let groups = tiled_groups(n, m, 1)?;
+    let bindings = [(0, src), (1, w), (2, bias.unwrap_or(w)), (3, out)];
+    launch(gpu, &CONV_CAUSAL_TILED, "conv_tiled", &consts, &bindings, &implicit_imm(g, n, m, 0)?, groups)
+}
+
+/// The tiled kernel's grid: 64 × 64 blocks of a `rows` × `cols` result, `z` deep.
+fn tiled_groups(cols: usize, rows: usize, z: usize) -> Result<[u32; 3]> {
+    let groups = [cols.div_ceil(64), rows.div_ceil(64), z];
+    if groups.iter().any(|&v| v > 65535) {
+        return Err(Error::invalid(
+            "conv_causal",
+            format!("the tiled kernel's grid {groups:?} exceeds 65,535 workgroups per axis; use ConvMethod::Auto"),
+        ));
+    }
+    Ok(groups.map(|v| v as u32))
+}
+
+/// The weight gradient by the tiled kernel: partial sums over ranges of output positions, added
+/// in a fixed order.
+fn tiled_dw(x: &Tensor, dy2: &Tensor, c_out: usize, g: &Geometry, spec: &ConvSpec) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let rows = spec.weight_rows(g.c, g.ns);
+    let m = g.out_rows();
+    let blocks = c_out.div_ceil(64) * rows.div_ceil(64);
+    // enough workgroups for the whole device, each within the loop budget (8 positions a pass)
+    let want: usize = if gpu.is_cpu() { 64 } else { 2048 };
+    let per = m.div_ceil((want / blocks).clamp(1, m.max(1))).min(LOOP_BUDGET).max(m.div_ceil(65535)).max(1);
+    let splits = m.div_ceil(per).max(1);
+    let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
+    let mut consts = overrides(g, spec).to_vec();
+    consts.extend([("CG", g.c as f64), ("WGRAD", 1.0)]);
+    let bindings = [(0, x), (1, dy2), (2, x), (3, &part)];
+    let imm = implicit_imm(g, c_out, m, per)?;
+    launch(gpu, &CONV_CAUSAL_TILED, "conv_tiled", &consts, &bindings, &imm, tiled_groups(c_out, rows, splits)?)?;
+    if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
+}
+
 /// Largest im2col chunk, in bytes (the matrix of a chunk of output rows).
 const CHUNK_BYTES: usize = 32 << 20;
 
@@ -505,7 +580,7 @@ pub fn conv_causal_with(
     let out = g.out_shape(c_out);
     let method = method
         .pick(x.gpu(), &g, c_out, spec, Product::Forward, |&m| conv_causal_with(x, w, bias, spec, m).map(drop))?;
-    if spec.is_pointwise() && method != ConvMethod::Implicit {
+    if spec.is_pointwise() && !method.own_kernel() {
         // a 1×1×1 convolution is a matmul on the rows as they are: no im2col
         let x2 = x.reshape(&[g.out_rows(), g.c])?;
         return super::matmul(&x2, w, bias, false, false)?.reshape(&out);
@@ -515,6 +590,11 @@ pub fn conv_causal_with(
         ConvMethod::Implicit => {
             let y = Tensor::empty(x.gpu(), &out, DType::F32)?;
             implicit_product(x, w, bias, &y, &g, spec, g.c, false)?;
+            return Ok(y);
+        }
+        ConvMethod::Tiled => {
+            let y = Tensor::empty(x.gpu(), &out, DType::F32)?;
+            tiled_product(x, w, bias, &y, &g, spec, g.c, false)?;
             return Ok(y);
         }
         ConvMethod::Im2col { chunk_rows } => chunk_rows,
@@ -587,7 +667,7 @@ fn input_grad(
     let gpu = w.gpu();
     let (rows, c_out) = (w.shape()[0], w.shape()[1]);
     // a 1×1×1 convolution is a matmul on the rows as they are, where the implicit kernels do not run
-    if spec.is_pointwise() && method != ConvMethod::Implicit {
+    if spec.is_pointwise() && !method.own_kernel() {
         return super::matmul(dy2, w, None, false, true)?.reshape(x_shape);
     }
     Ok(match method {
@@ -595,6 +675,11 @@ fn input_grad(
         ConvMethod::Implicit => {
             let dx = Tensor::empty(gpu, x_shape, DType::F32)?;
             implicit_product(dy2, w, None, &dx, g, spec, c_out, true)?;
+            dx
+        }
+        ConvMethod::Tiled => {
+            let dx = Tensor::empty(gpu, x_shape, DType::F32)?;
+            tiled_product(dy2, w, None, &dx, g, spec, c_out, true)?;
             dx
         }
         ConvMethod::Im2col { chunk_rows } => {
@@ -628,12 +713,13 @@ fn weight_grad(
     method: ConvMethod,
 ) -> Result<Tensor> {
     let (rows, c_out) = (w.shape()[0], w.shape()[1]);
-    if spec.is_pointwise() && method != ConvMethod::Implicit {
+    if spec.is_pointwise() && !method.own_kernel() {
         return super::matmul(&x.reshape(&[g.out_rows(), g.c])?, dy2, None, true, false);
     }
     Ok(match method {
         ConvMethod::Direct => direct_dw(x, dy2, rows, c_out, g, spec)?,
         ConvMethod::Implicit => implicit_dw(x, dy2, c_out, g, spec)?,
+        ConvMethod::Tiled => tiled_dw(x, dy2, c_out, g, spec)?,
         ConvMethod::Im2col { chunk_rows } => {
             let mut dw: Option<Tensor> = None;
             for (r0, n) in g.chunks(chunk_rows.unwrap_or_else(|| default_rows(rows))) {
