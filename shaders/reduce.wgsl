@@ -8,6 +8,7 @@ struct Params {
     outer: u32,
     len: u32,
     inner: u32,
+    n: u32,       // the count a mean divides by: len, or (reduce_cols after reduce_cols_chunks) the rows
 }
 var<immediate> p: Params;
 
@@ -35,7 +36,7 @@ fn combine(a: f32, b: f32) -> f32 {
 
 fn finish(v: f32) -> f32 {
     if (OP == 1u) {
-        return v / f32(p.len);
+        return v / f32(p.n);
     }
     return v;
 }
@@ -78,6 +79,30 @@ fn reduce_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let o = idx / p.inner;
     let i = idx % p.inner;
     y[idx] = finish(blocked(o * p.len * p.inner + i, p.inner, p.len));
+}
+
+// The first pass of a column reduction with few outputs (one invocation per output would leave
+// most of the device idle): one invocation per (outer, chunk of 64 rows, column) combines its
+// chunk in order, as the `part` level of `blocked` does, so reduce_cols over the chunk results
+// gives the same bits as reduce_cols over the whole axis (axes under 64³ rows).
+@compute @workgroup_size(256)
+fn reduce_cols_chunks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) li: u32) {
+    let chunks = (p.len + 63u) / 64u;
+    let idx = (wg.y * nwg.x + wg.x) * WG + li;
+    if (idx >= p.outer * chunks * p.inner) {
+        return;
+    }
+    let i = idx % p.inner;
+    let c = (idx / p.inner) % chunks;
+    let o = idx / (p.inner * chunks);
+    let k0 = c * 64u;
+    let base = (o * p.len + k0) * p.inner + i;
+    var part = identity();
+    for (var k = 0u; k < min(64u, p.len - k0); k++) {
+        part = combine(part, x[base + k * p.inner]);
+    }
+    y[idx] = part;
 }
 
 // One workgroup per row (inner == 1): strided partial results, then a tree in shared memory.

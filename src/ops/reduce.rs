@@ -21,6 +21,14 @@ const ROW_KERNEL_MIN_LEN: usize = 64;
 /// is faster (3.6× for 4096 × 4096 on lavapipe).
 const CPU_THREAD_PER_ROW_MIN_ROWS: usize = 64;
 
+/// Column reductions with fewer outputs than this (fewer than 16 workgroups of the one-pass
+/// kernel) and at least 2·[`CHUNK`] rows reduce chunks of rows first (`reduce_cols_chunks`),
+/// with the same result bits: the bias gradients of a training step (a few hundred columns,
+/// thousands of rows) otherwise ran on one workgroup.
+const FEW_OUTPUTS: usize = 4096;
+/// Rows per chunk: the innermost block of the one-pass kernel's blocked sum.
+const CHUNK: usize = 64;
+
 /// A reduction of an axis longer than [`LOOP_BUDGET`](super::LOOP_BUDGET) (where one invocation
 /// would own the whole axis): partial results over chunks of `LOOP_BUDGET`, then over the partial results (the sum
 /// of a mean, scaled at the end).
@@ -78,7 +86,18 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
     }
     let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
     let ov = [("OP", op as u32 as f64)];
-    let imm = Imm::default().u(o).u(l).u(i);
+    let imm = Imm::default().u(o).u(l).u(i).u(l);
+    if inner > 1 && outer * inner < FEW_OUTPUTS && len >= 2 * CHUNK {
+        // few columns: partial results over chunks of 64 rows first, spread over the device
+        let chunks = len.div_ceil(CHUNK);
+        let parts = Tensor::empty(gpu, &[outer, chunks, inner], DType::F32)?;
+        let grid = gpu.grid_1d((outer * chunks * inner) as u64, 256);
+        launch(gpu, &REDUCE, "reduce_cols_chunks", &ov, &[(0, x), (1, &parts)], &imm, grid)?;
+        let imm = Imm::default().u(o).u(too_big(chunks)?).u(i).u(l);
+        let grid = gpu.grid_1d((outer * inner) as u64, 256);
+        launch(gpu, &REDUCE, "reduce_cols", &ov, &[(0, &parts), (1, &y)], &imm, grid)?;
+        return Ok(y);
+    }
     let run = |group: bool| {
         if group {
             launch(gpu, &REDUCE, "reduce_rows", &ov, &[(0, x), (1, &y)], &imm, gpu.grid_1d(outer as u64, 1))
