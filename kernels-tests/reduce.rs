@@ -144,8 +144,8 @@ fn both_row_reduction_kernels_match_the_cpu() {
 fn column_reductions_with_few_outputs_match_the_cpu_and_the_one_pass_bits() {
     let g = gpu();
     // [1000, 4096] has enough columns for the one-pass kernel; its first 64 columns alone go
-    // through chunks of 64 rows first: same bits. Ragged last chunks (1000 = 15·64 + 40), an
-    // outer axis, and every op against the CPU.
+    // through chunks of 64 rows first (four columns per vector load): same bits. Ragged last
+    // chunks (1000 = 15·64 + 40), an outer axis, and every op against the CPU.
     let (rows, cols) = (1000, 4096);
     let data = rand_vec(rows * cols, 33, -2.0, 2.0);
     let wide = Tensor::from_slice(&g, &data, &[rows, cols]).unwrap();
@@ -157,11 +157,13 @@ fn column_reductions_with_few_outputs_match_the_cpu_and_the_one_pass_bits() {
         assert_eq!(few, all[..64].to_vec(), "{op:?}: the chunked pass changed the bits");
         assert_close(&format!("{op:?} [1000, 64]"), &few, &cpu_reduce(&narrow_data, &[rows, 64], 0, op), 1e-4, 1e-5);
     }
-    let shape = [3, 777, 5];
-    let data = rand_vec(3 * 777 * 5, 34, -2.0, 2.0);
-    let x = Tensor::from_slice(&g, &data, &shape).unwrap();
-    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
-        let y = ops::reduce(&x, 1, op, false).unwrap().to_vec().unwrap();
-        assert_close(&format!("{op:?} axis 1 of {shape:?}"), &y, &cpu_reduce(&data, &shape, 1, op), 1e-4, 1e-5);
+    // columns one by one (5) and four at a time (8), with an outer axis
+    for shape in [[3, 777, 5], [3, 777, 8]] {
+        let data = rand_vec(shape.iter().product(), 34, -2.0, 2.0);
+        let x = Tensor::from_slice(&g, &data, &shape).unwrap();
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+            let y = ops::reduce(&x, 1, op, false).unwrap().to_vec().unwrap();
+            assert_close(&format!("{op:?} axis 1 of {shape:?}"), &y, &cpu_reduce(&data, &shape, 1, op), 1e-4, 1e-5);
+        }
     }
 }

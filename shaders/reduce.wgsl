@@ -85,24 +85,51 @@ fn reduce_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 // most of the device idle): one invocation per (outer, chunk of 64 rows, column) combines its
 // chunk in order, as the `part` level of `blocked` does, so reduce_cols over the chunk results
 // gives the same bits as reduce_cols over the whole axis (axes under 64³ rows).
+// With VEC (inner % 4 == 0) an invocation takes 4 adjacent columns as one vector load.
+override VEC: bool = false;
+@group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;   // x again, as vectors (VEC)
+
+fn combine4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    switch OP {
+        case 2u: { return max(a, b); }
+        case 3u: { return min(a, b); }
+        default: { return a + b; }
+    }
+}
+
 @compute @workgroup_size(256)
 fn reduce_cols_chunks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) li: u32) {
     let chunks = (p.len + 63u) / 64u;
+    let w = select(1u, 4u, VEC);          // columns per invocation
+    let cols = p.inner / w;
     let idx = (wg.y * nwg.x + wg.x) * WG + li;
-    if (idx >= p.outer * chunks * p.inner) {
+    if (idx >= p.outer * chunks * cols) {
         return;
     }
-    let i = idx % p.inner;
-    let c = (idx / p.inner) % chunks;
-    let o = idx / (p.inner * chunks);
+    let i = (idx % cols) * w;
+    let c = (idx / cols) % chunks;
+    let o = idx / (cols * chunks);
     let k0 = c * 64u;
     let base = (o * p.len + k0) * p.inner + i;
+    let out = (o * chunks + c) * p.inner + i;
+    let count = min(64u, p.len - k0);
+    if (VEC) {
+        var part = vec4<f32>(identity());
+        for (var k = 0u; k < count; k++) {
+            part = combine4(part, x4[(base + k * p.inner) / 4u]);
+        }
+        y[out] = part.x;
+        y[out + 1u] = part.y;
+        y[out + 2u] = part.z;
+        y[out + 3u] = part.w;
+        return;
+    }
     var part = identity();
-    for (var k = 0u; k < min(64u, p.len - k0); k++) {
+    for (var k = 0u; k < count; k++) {
         part = combine(part, x[base + k * p.inner]);
     }
-    y[idx] = part;
+    y[out] = part;
 }
 
 // One workgroup per row (inner == 1): strided partial results, then a tree in shared memory.

@@ -91,11 +91,14 @@ pub fn reduce(x: &Tensor, axis: isize, op: ReduceOp, keepdim: bool) -> Result<Te
         // few columns: partial results over chunks of 64 rows first, spread over the device
         let chunks = len.div_ceil(CHUNK);
         let parts = Tensor::empty(gpu, &[outer, chunks, inner], DType::F32)?;
-        let grid = gpu.grid_1d((outer * chunks * inner) as u64, 256);
-        launch(gpu, &REDUCE, "reduce_cols_chunks", &ov, &[(0, x), (1, &parts)], &imm, grid)?;
+        // four columns per invocation as one vector load where rows are whole vectors
+        let vec = inner.is_multiple_of(4);
+        let ov = [("OP", op as u32 as f64), ("VEC", if vec { 1.0 } else { 0.0 })];
+        let grid = gpu.grid_1d((outer * chunks * inner / if vec { 4 } else { 1 }) as u64, 256);
+        launch(gpu, &REDUCE, "reduce_cols_chunks", &ov, &[(0, x), (1, &parts), (2, x)], &imm, grid)?;
         let imm = Imm::default().u(o).u(too_big(chunks)?).u(i).u(l);
         let grid = gpu.grid_1d((outer * inner) as u64, 256);
-        launch(gpu, &REDUCE, "reduce_cols", &ov, &[(0, &parts), (1, &y)], &imm, grid)?;
+        launch(gpu, &REDUCE, "reduce_cols", &ov[..1], &[(0, &parts), (1, &y)], &imm, grid)?;
         return Ok(y);
     }
     let run = |group: bool| {
