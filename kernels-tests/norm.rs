@@ -17,7 +17,7 @@ fn norm_ref(x: &[f64], c: usize, layer: bool, gamma: Option<&[f64]>, beta: Optio
 #[test]
 fn rms_norm_forward_and_backward() {
     let g = gpu();
-    for (rows, c) in [(4usize, 16usize), (70, 13)] {
+    for (rows, c) in [(4usize, 16usize), (70, 13), (260, 8)] {
         let x = rand_vec(rows * c, 41, -2.0, 2.0);
         check_grads(
             &format!("rms_norm {rows}x{c}"),
@@ -41,7 +41,7 @@ fn rms_norm_forward_and_backward() {
 #[test]
 fn layer_norm_forward_and_backward() {
     let g = gpu();
-    for (rows, c) in [(4usize, 16usize), (70, 13)] {
+    for (rows, c) in [(4usize, 16usize), (70, 13), (260, 8)] {
         let x = rand_vec(rows * c, 43, -2.0, 2.0);
         check_grads(
             &format!("layer_norm {rows}x{c}"),

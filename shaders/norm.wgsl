@@ -101,3 +101,94 @@ fn norm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         }
     }
 }
+
+// ---- The same for C % 4 == 0, four channels per vector load (on CPU adapters every lane's
+// scalar load is a separate access: a quarter of them). Sums run in four lanes of a vector,
+// added at the end.
+
+@group(0) @binding(9) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> gamma4: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> beta4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read_write> dgx4: array<vec4<f32>>;
+
+fn g4_at(k: u32) -> vec4<f32> {
+    if (AFFINE) {
+        return gamma4[k];
+    }
+    return vec4<f32>(1.0);
+}
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+@compute @workgroup_size(256)
+fn norm_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    let r = row(wg, nwg, li);
+    if (r >= p.rows) {
+        return;
+    }
+    let c4 = p.c / 4u;
+    let base = r * c4;
+    var mu = 0.0;
+    if (LAYER) {
+        var s = vec4<f32>(0.0);
+        for (var k = 0u; k < c4; k++) {
+            s += x4[base + k];
+        }
+        mu = hsum(s) / f32(p.c);
+    }
+    var ss = vec4<f32>(0.0);
+    for (var k = 0u; k < c4; k++) {
+        let d = x4[base + k] - vec4<f32>(mu);
+        ss += d * d;
+    }
+    let rs = inverseSqrt(hsum(ss) / f32(p.c) + p.eps);
+    stats[2u * r] = mu;
+    stats[2u * r + 1u] = rs;
+    for (var k = 0u; k < c4; k++) {
+        var v = (x4[base + k] - vec4<f32>(mu)) * rs * g4_at(k);
+        if (LAYER && AFFINE) {
+            v += beta4[k];
+        }
+        y4[base + k] = v;
+    }
+}
+
+@compute @workgroup_size(256)
+fn norm_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) li: u32) {
+    let r = row(wg, nwg, li);
+    if (r >= p.rows) {
+        return;
+    }
+    let c4 = p.c / 4u;
+    let base = r * c4;
+    let mu = stats_in[2u * r];
+    let rs = stats_in[2u * r + 1u];
+    var sg = vec4<f32>(0.0);
+    var sgx = vec4<f32>(0.0);
+    for (var k = 0u; k < c4; k++) {
+        let xh = (x4[base + k] - vec4<f32>(mu)) * rs;
+        let g = dy4[base + k] * g4_at(k);
+        sg += g;
+        sgx += g * xh;
+    }
+    var mean_g = hsum(sg) / f32(p.c);
+    let mean_gx = hsum(sgx) / f32(p.c);
+    if (!LAYER) {
+        mean_g = 0.0;
+    }
+    for (var k = 0u; k < c4; k++) {
+        let xh = (x4[base + k] - vec4<f32>(mu)) * rs;
+        let d = dy4[base + k];
+        dx4[base + k] = rs * (d * g4_at(k) - vec4<f32>(mean_g) - xh * mean_gx);
+        if (AFFINE) {
+            dgx4[base + k] = d * xh;
+        }
+    }
+}

@@ -63,9 +63,15 @@ pub fn norm_forward(
     let g = gamma.unwrap_or(x);
     let b = beta.unwrap_or(g);
     let ov = overrides(kind, affine);
-    let bindings = [(0, x), (1, g), (2, b), (3, &y), (4, &stats)];
     let imm = Imm::default().u(pl.rows).u(pl.c).f(eps);
-    launch(gpu, &NORM, "norm_forward", &ov, &bindings, &imm, gpu.grid_1d(pl.rows as u64, 256))?;
+    let grid = gpu.grid_1d(pl.rows as u64, 256);
+    if pl.c.is_multiple_of(4) {
+        let bindings = [(9, x), (10, g), (11, b), (12, &y), (4, &stats)];
+        launch(gpu, &NORM, "norm_forward4", &ov, &bindings, &imm, grid)?;
+    } else {
+        let bindings = [(0, x), (1, g), (2, b), (3, &y), (4, &stats)];
+        launch(gpu, &NORM, "norm_forward", &ov, &bindings, &imm, grid)?;
+    }
     Ok((y, stats))
 }
 
@@ -85,20 +91,19 @@ pub fn norm_backward(
     let gpu = x.gpu();
     let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
     let affine = gamma.is_some();
-    let dgx = Tensor::empty(gpu, if affine { x.shape() } else { &[1] }, DType::F32)?;
+    // (without γ, one vector that the kernel never writes)
+    let dgx = Tensor::empty(gpu, if affine { x.shape() } else { &[4] }, DType::F32)?;
     if pl.rows > 0 && pl.c > 0 {
         let g = gamma.unwrap_or(x);
-        let bindings = [(0, x), (1, g), (5, stats), (6, dy), (7, &dx), (8, &dgx)];
         let imm = Imm::default().u(pl.rows).u(pl.c).f(0.0);
-        launch(
-            gpu,
-            &NORM,
-            "norm_backward",
-            &overrides(kind, affine),
-            &bindings,
-            &imm,
-            gpu.grid_1d(pl.rows as u64, 256),
-        )?;
+        let (ov, grid) = (overrides(kind, affine), gpu.grid_1d(pl.rows as u64, 256));
+        if pl.c.is_multiple_of(4) {
+            let bindings = [(9, x), (10, g), (5, stats), (13, dy), (14, &dx), (15, &dgx)];
+            launch(gpu, &NORM, "norm_backward4", &ov, &bindings, &imm, grid)?;
+        } else {
+            let bindings = [(0, x), (1, g), (5, stats), (6, dy), (7, &dx), (8, &dgx)];
+            launch(gpu, &NORM, "norm_backward", &ov, &bindings, &imm, grid)?;
+        }
     }
     if !affine {
         return Ok((dx, None, None));
