@@ -3,7 +3,7 @@ use crate::common::{check_grads, gpu, rand_vec};
 #[test]
 fn swiglu_forward_and_backward() {
     let g = gpu();
-    for (rows, h) in [(4usize, 8usize), (13, 7)] {
+    for (rows, h) in [(4usize, 8usize), (13, 7), (300, 12)] {
         check_grads(
             &format!("swiglu {rows}x{h}"),
             &g,

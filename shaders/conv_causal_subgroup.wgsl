@@ -54,21 +54,7 @@ override SGM: u32 = min(SG, 16u);           // lanes that hold distinct rows
 override NA: u32 = max(1u, 8u * RB / SGM);  // rows each of them holds
 override HAS_BIAS: bool = false;
 
-struct Params {
-    b: u32,
-    t: u32,
-    s0: u32,
-    s1: u32,
-    to: u32,
-    o0: u32,
-    o1: u32,
-    n: u32,       // channels of the product's result: C_out (forward, wgrad), C_in (DX)
-    m: u32,       // positions of the product's result (conv_rows, conv_cols)
-    split: u32,   // conv_wgrad: outer rows summed by one workgroup
-    pad0: u32,
-    pad1: u32,
-}
-var<immediate> p: Params;
+// Params and the immediates `p`: shaders/parts/conv_taps.wgsl.
 
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;   // the gathered tensor
 @group(0) @binding(1) var<storage, read> w4: array<vec4<f32>>;    // weights

@@ -28,21 +28,7 @@ override DX: bool = false;
 override WGRAD: bool = false;
 override HAS_BIAS: bool = false;
 
-struct Params {
-    b: u32,
-    t: u32,
-    s0: u32,
-    s1: u32,
-    to: u32,
-    o0: u32,
-    o1: u32,
-    n: u32,       // columns of the result: C_out (forward, WGRAD), C_in (DX)
-    m: u32,       // positions: the result's rows (forward, DX), the summed range (WGRAD)
-    split: u32,   // WGRAD: positions summed by one workgroup
-    pad0: u32,
-    pad1: u32,
-}
-var<immediate> p: Params;
+// Params and the immediates `p`: shaders/parts/conv_taps.wgsl.
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;     // the gathered tensor
 @group(0) @binding(1) var<storage, read> rhs: array<f32>;     // weights; dy [positions, C_out] for WGRAD

@@ -106,39 +106,8 @@ fn load_stats(base: u32, r0: u32, limit: u32, lane: u32) -> array<vec4<f32>, 4> 
                                stat(base, row + 3u * SGM, limit));
 }
 
-// Every lane receives all 16 rows of the tile: x[t] is row r0 + t.
-fn share(a: array<vec4<f32>, 4>) -> array<vec4<f32>, 16> {
-    var x: array<vec4<f32>, 16>;
-    if (SG == 4u) {
-        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
-        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
-        x[4] = subgroupBroadcast(a[1], 0u); x[5] = subgroupBroadcast(a[1], 1u);
-        x[6] = subgroupBroadcast(a[1], 2u); x[7] = subgroupBroadcast(a[1], 3u);
-        x[8] = subgroupBroadcast(a[2], 0u); x[9] = subgroupBroadcast(a[2], 1u);
-        x[10] = subgroupBroadcast(a[2], 2u); x[11] = subgroupBroadcast(a[2], 3u);
-        x[12] = subgroupBroadcast(a[3], 0u); x[13] = subgroupBroadcast(a[3], 1u);
-        x[14] = subgroupBroadcast(a[3], 2u); x[15] = subgroupBroadcast(a[3], 3u);
-    } else if (SG == 8u) {
-        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
-        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
-        x[4] = subgroupBroadcast(a[0], 4u); x[5] = subgroupBroadcast(a[0], 5u);
-        x[6] = subgroupBroadcast(a[0], 6u); x[7] = subgroupBroadcast(a[0], 7u);
-        x[8] = subgroupBroadcast(a[1], 0u); x[9] = subgroupBroadcast(a[1], 1u);
-        x[10] = subgroupBroadcast(a[1], 2u); x[11] = subgroupBroadcast(a[1], 3u);
-        x[12] = subgroupBroadcast(a[1], 4u); x[13] = subgroupBroadcast(a[1], 5u);
-        x[14] = subgroupBroadcast(a[1], 6u); x[15] = subgroupBroadcast(a[1], 7u);
-    } else {
-        x[0] = subgroupBroadcast(a[0], 0u); x[1] = subgroupBroadcast(a[0], 1u);
-        x[2] = subgroupBroadcast(a[0], 2u); x[3] = subgroupBroadcast(a[0], 3u);
-        x[4] = subgroupBroadcast(a[0], 4u); x[5] = subgroupBroadcast(a[0], 5u);
-        x[6] = subgroupBroadcast(a[0], 6u); x[7] = subgroupBroadcast(a[0], 7u);
-        x[8] = subgroupBroadcast(a[0], 8u); x[9] = subgroupBroadcast(a[0], 9u);
-        x[10] = subgroupBroadcast(a[0], 10u); x[11] = subgroupBroadcast(a[0], 11u);
-        x[12] = subgroupBroadcast(a[0], 12u); x[13] = subgroupBroadcast(a[0], 13u);
-        x[14] = subgroupBroadcast(a[0], 14u); x[15] = subgroupBroadcast(a[0], 15u);
-    }
-    return x;
-}
+// Every lane receives all 16 rows of a tile (x[t] is row r0 + t) by `share16`, appended from
+// shaders/parts/subgroup_share.wgsl.
 
 // Σ_c x.c · r[c] for four vec4 registers r (one dot product per component).
 fn dot4(x: vec4<f32>, r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>, acc: vec4<f32>) -> vec4<f32> {
@@ -229,7 +198,7 @@ fn dots(x: ptr<function, array<vec4<f32>, 16>>, T: ptr<function, array<vec4<f32>
 
 fn block_step(src: Src, base: u32, r0: u32, limit: u32, lane: u32, T: ptr<function, array<vec4<f32>, MAX_DH>>,
               d4: u32, s: ptr<function, array<vec4<f32>, 16>>) {
-    var x = share(load_tile(src, base, r0, limit, lane, d4));
+    var x = share16(load_tile(src, base, r0, limit, lane, d4));
     dots(&x, T, d4, s);
 }
 
@@ -290,7 +259,7 @@ fn weigh(x: ptr<function, array<vec4<f32>, 16>>, w: ptr<function, array<vec4<f32
 
 fn accumulate_step(src: Src, base: u32, r0: u32, limit: u32, lane: u32, w: ptr<function, array<vec4<f32>, 16>>,
                    acc: ptr<function, array<vec4<f32>, MAX_DH>>, d4: u32) {
-    var x = share(load_tile(src, base, r0, limit, lane, d4));
+    var x = share16(load_tile(src, base, r0, limit, lane, d4));
     weigh(&x, w, d4, acc);
 }
 
@@ -394,7 +363,7 @@ fn store_rows(dst: Dst, base: u32, r: vec4<u32>, limit: u32, acc: ptr<function, 
 // gv[d] += Σ_t pt[t] · dO[i0 + t][d] (dV), so every dO row is loaded and shared once.
 fn dp_dv_step(qb: u32, i0: u32, lane: u32, vT: ptr<function, array<vec4<f32>, MAX_DH>>, pt: ptr<function, array<vec4<f32>, 16>>,
               gv: ptr<function, array<vec4<f32>, MAX_DH>>, d4: u32, dp: ptr<function, array<vec4<f32>, 16>>) {
-    var x = share(load_tile(SRC_DO, qb, i0, p.nq, lane, d4));
+    var x = share16(load_tile(SRC_DO, qb, i0, p.nq, lane, d4));
     dots(&x, vT, d4, dp);
     weigh(&x, pt, d4, gv);
 }
@@ -612,7 +581,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocati
     let live = r < vec4<u32>(len);
     for (var i0 = start; i0 < nq; i0 += BK) {
         // (lse, Δ) of the 16 queries, and S^T block st[t] = q[i0 + t] · kT
-        let ls = share(load_stats(bh * p.nq, i0, p.nq, lane));
+        let ls = share16(load_stats(bh * p.nq, i0, p.nq, lane));
         var st = block(SRC_Q, qb, i0, p.nq, lane, &kT);
         let masked = MASK == 1u && i0 < full;
         st[0] = prob_k(st[0], ls[0].x, masked, i0 + 0u, kf, live);

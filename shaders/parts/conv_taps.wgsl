@@ -1,9 +1,24 @@
 
 // ---- shaders/parts/conv_taps.wgsl, appended by src/gpu/kernels.rs to the implicit-GEMM
-// convolutions (conv_causal_subgroup.wgsl, conv_causal_tiled.wgsl): where each tap of a result
-// position reads. They define the overrides KT, KS, ST, SS, NS (kernel, strides, spatial axes)
-// and DX (the input-gradient product), and immediates `p` with the input grid (t, s0, s1) and
-// the output grid (to, o0, o1).
+// convolutions (conv_causal_subgroup.wgsl, conv_causal_tiled.wgsl): their immediates and where
+// each tap of a result position reads. They define the overrides KT, KS, ST, SS, NS (kernel,
+// strides, spatial axes) and DX (the input-gradient product).
+
+struct Params {
+    b: u32,
+    t: u32,       // the input grid
+    s0: u32,
+    s1: u32,      // 1 with one spatial axis
+    to: u32,      // the output grid
+    o0: u32,
+    o1: u32,
+    n: u32,       // columns of the product's result: C_out (forward, weight gradient), C_in (DX)
+    m: u32,       // positions: the result's rows (forward, DX), the summed range (tiled WGRAD)
+    split: u32,   // weight gradients: outer rows (subgroup) or positions (tiled) per workgroup z
+    pad0: u32,
+    pad1: u32,
+}
+var<immediate> p: Params;
 
 fn ks1() -> u32 {
     return select(1u, KS, NS == 2u);

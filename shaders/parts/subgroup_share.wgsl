@@ -1,6 +1,7 @@
 
 // ---- shaders/parts/subgroup_share.wgsl, appended by src/gpu/kernels.rs to the subgroup kernels
-// that hand rows of one operand from lane to lane (matmul_subgroup.wgsl, conv_causal_subgroup.wgsl).
+// that hand rows of one operand from lane to lane (matmul_subgroup.wgsl, conv_causal_subgroup.wgsl,
+// flash_attention_subgroup.wgsl).
 // They define the overrides SG (lanes of a subgroup) and SGM = min(SG, 16).
 //
 // A block of 16 rows, row t held by lane t % SGM in slot t / SGM of `a` (slots 0..16/SGM - 1),

@@ -60,7 +60,7 @@ pub const CONV_CAUSAL: Shader = shader!("conv_causal");
 pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup" + "conv_taps" + "subgroup_share");
 pub const CONV_CAUSAL_TILED: Shader = shader!("conv_causal_tiled" + "conv_taps");
 pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
-pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup");
+pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup" + "subgroup_share");
 pub const FLOW_SAMPLE: Shader = shader!("flow_sample");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).

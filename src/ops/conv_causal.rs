@@ -366,7 +366,8 @@ fn lane_groups(quads: usize, sg: usize) -> usize {
 }
 
 /// The forward (`dx` false: `src` = x, result [B, To, O.., C_out]) or input-gradient (`dx`
-/// true: `src` = dy, result [B, T, S.., C_in]) product of the implicit kernels, into `out`.
+/// true: `src` = dy, result [B, T, S.., C_in]) product of the implicit kernels (the subgroup
+/// ones, or with `tiled` the workgroup-memory one), into `out`.
 #[allow(clippy::too_many_arguments)]
 fn implicit_product(
     src: &Tensor,
@@ -377,6 +378,7 @@ fn implicit_product(
     spec: &ConvSpec,
     gathered: usize,
     dx: bool,
+    tiled: bool,
 ) -> Result<()> {
     let gpu = src.gpu();
     let n = *out.shape().last().unwrap_or(&0);
@@ -385,9 +387,15 @@ fn implicit_product(
         return Ok(());
     }
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let sg = lanes(gpu)?;
     let mut consts = overrides(g, spec).to_vec();
-    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some())), ("SG", sg as f64)]);
+    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some()))]);
+    if tiled {
+        let bindings = [(0, src), (1, w), (2, bias.unwrap_or(w)), (3, out)];
+        let imm = implicit_imm(g, n, m, 0)?;
+        return launch(gpu, &CONV_CAUSAL_TILED, "conv_tiled", &consts, &bindings, &imm, tiled_groups(n, m, 1)?);
+    }
+    let sg = lanes(gpu)?;
+    consts.push(("SG", sg as f64));
     let bias_t = bias.unwrap_or(w);
     if n.is_multiple_of(4) && n >= min_row_channels(sg) {
         // rows = positions: each lane owns 4·cn of the result's channels
@@ -443,33 +451,6 @@ fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvS
         launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_wgrad", &consts, &bindings, &imm, groups)?;
     }
     if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
-}
-
-/// The forward (`dx` false) or input-gradient (`dx` true) product of the tiled kernel into
-/// `out`, as [`implicit_product`].
-#[allow(clippy::too_many_arguments)]
-fn tiled_product(
-    src: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    out: &Tensor,
-    g: &Geometry,
-    spec: &ConvSpec,
-    gathered: usize,
-    dx: bool,
-) -> Result<()> {
-    let gpu = src.gpu();
-    let n = *out.shape().last().unwrap_or(&0);
-    let m = out.numel() / n.max(1);
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let mut consts = overrides(g, spec).to_vec();
-    consts.extend([("CG", gathered as f64), ("DX", flag(dx)), ("HAS_BIAS", flag(bias.is_some()))]);
-    let groups = tiled_groups(n, m, 1)?;
-    let bindings = [(0, src), (1, w), (2, bias.unwrap_or(w)), (3, out)];
-    launch(gpu, &CONV_CAUSAL_TILED, "conv_tiled", &consts, &bindings, &implicit_imm(g, n, m, 0)?, groups)
 }
 
 /// The tiled kernel's grid: 64 × 64 blocks of a `rows` × `cols` result, `z` deep.
@@ -587,14 +568,9 @@ pub fn conv_causal_with(
     }
     let chunk_rows = match method {
         ConvMethod::Direct => return direct_forward(x, w, bias, &g, spec),
-        ConvMethod::Implicit => {
+        ConvMethod::Implicit | ConvMethod::Tiled => {
             let y = Tensor::empty(x.gpu(), &out, DType::F32)?;
-            implicit_product(x, w, bias, &y, &g, spec, g.c, false)?;
-            return Ok(y);
-        }
-        ConvMethod::Tiled => {
-            let y = Tensor::empty(x.gpu(), &out, DType::F32)?;
-            tiled_product(x, w, bias, &y, &g, spec, g.c, false)?;
+            implicit_product(x, w, bias, &y, &g, spec, g.c, false, method == ConvMethod::Tiled)?;
             return Ok(y);
         }
         ConvMethod::Im2col { chunk_rows } => chunk_rows,
@@ -672,14 +648,9 @@ fn input_grad(
     }
     Ok(match method {
         ConvMethod::Direct => direct_dx(w, dy2, x_shape, g, spec)?,
-        ConvMethod::Implicit => {
+        ConvMethod::Implicit | ConvMethod::Tiled => {
             let dx = Tensor::empty(gpu, x_shape, DType::F32)?;
-            implicit_product(dy2, w, None, &dx, g, spec, c_out, true)?;
-            dx
-        }
-        ConvMethod::Tiled => {
-            let dx = Tensor::empty(gpu, x_shape, DType::F32)?;
-            tiled_product(dy2, w, None, &dx, g, spec, c_out, true)?;
+            implicit_product(dy2, w, None, &dx, g, spec, c_out, true, method == ConvMethod::Tiled)?;
             dx
         }
         ConvMethod::Im2col { chunk_rows } => {

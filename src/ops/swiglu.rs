@@ -18,20 +18,22 @@ fn dims(op: &str, x: &Tensor) -> Result<(Vec<usize>, u32, u32)> {
     Ok((out, n, (last / 2) as u32))
 }
 
+/// Whether the kernels can take four columns per vector (H % 4 == 0, something to compute).
+fn vectors(n: u32, h: u32) -> bool {
+    n > 0 && h.is_multiple_of(4)
+}
+
 /// silu(x[.., :H]) ⊙ x[.., H:].
 pub fn swiglu(x: &Tensor) -> Result<Tensor> {
     let (out_shape, n, h) = dims("swiglu", x)?;
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
-    launch(
-        gpu,
-        &SWIGLU,
-        "swiglu_forward",
-        &[],
-        &[(0, x), (1, &y)],
-        &Imm::default().u(n).u(h),
-        gpu.grid_1d(n as u64, 256),
-    )?;
+    let imm = Imm::default().u(n).u(h);
+    if vectors(n, h) {
+        launch(gpu, &SWIGLU, "swiglu_forward4", &[], &[(4, x), (5, &y)], &imm, gpu.grid_1d(n as u64 / 4, 256))?;
+    } else {
+        launch(gpu, &SWIGLU, "swiglu_forward", &[], &[(0, x), (1, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
+    }
     Ok(y)
 }
 
@@ -43,8 +45,14 @@ pub fn swiglu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     }
     let gpu = x.gpu();
     let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let bindings = [(0, x), (2, dy), (3, &dx)];
-    launch(gpu, &SWIGLU, "swiglu_backward", &[], &bindings, &Imm::default().u(n).u(h), gpu.grid_1d(n as u64, 256))?;
+    let imm = Imm::default().u(n).u(h);
+    if vectors(n, h) {
+        let bindings = [(4, x), (6, dy), (7, &dx)];
+        launch(gpu, &SWIGLU, "swiglu_backward4", &[], &bindings, &imm, gpu.grid_1d(n as u64 / 4, 256))?;
+    } else {
+        let bindings = [(0, x), (2, dy), (3, &dx)];
+        launch(gpu, &SWIGLU, "swiglu_backward", &[], &bindings, &imm, gpu.grid_1d(n as u64, 256))?;
+    }
     Ok(dx)
 }
 
