@@ -313,7 +313,7 @@ fn direct_dw(x: &Tensor, dy: &Tensor, rows: usize, c_out: usize, g: &Geometry, s
         &direct_imm(g, c_out, per)?,
         gpu.grid_1d((splits * lanes) as u64, 64),
     )?;
-    if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
+    add_parts(&part)
 }
 
 /// The subgroup size of the implicit kernels on this adapter: one fixed size from 8 to 64 lanes.
@@ -430,14 +430,9 @@ fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvS
         (kq.div_ceil(sg * cn), c_out.div_ceil(8 * rb))
     };
     let outer = g.b * g.to * if g.ns == 2 { g.o[0] } else { 1 };
-    // enough workgroups for every core (CPU adapters) or the whole device
-    let want: usize = if gpu.is_cpu() { 64 } else { 2048 };
-    // and few enough outer rows per workgroup for the loop budget (a row loops over its inner
-    // positions in fours)
+    // a row loops over its inner positions in fours
     let inner = if g.ns == 2 { g.o[1] } else { g.o[0] };
-    let per =
-        outer.div_ceil((want / (gx * gy)).clamp(1, outer.max(1))).min(LOOP_BUDGET / (inner.div_ceil(4) + 2)).max(1);
-    let splits = outer.div_ceil(per).max(1);
+    let (per, splits) = wgrad_split(gpu, outer, gx * gy, LOOP_BUDGET / (inner.div_ceil(4) + 2));
     let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
     let mut consts = overrides(g, spec).to_vec();
     consts.extend([("CG", g.c as f64), ("CN", cn as f64), ("RB", rb as f64), ("SG", sg as f64)]);
@@ -450,7 +445,23 @@ fn implicit_dw(x: &Tensor, dy: &Tensor, c_out: usize, g: &Geometry, spec: &ConvS
         let bindings = [(0, x), (5, &part), (6, dy)];
         launch(gpu, &CONV_CAUSAL_SUBGROUP, "conv_wgrad", &consts, &bindings, &imm, groups)?;
     }
-    if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
+    add_parts(&part)
+}
+
+/// How the workgroup kernels split a weight gradient's sum over `n` items (outer rows or
+/// positions) into partial sums, for `blocks` workgroups per partial sum: enough workgroups for
+/// every core (CPU adapters) or the whole device, at most `cap` items each (the loop budget),
+/// at most 65,535 partial sums (the grid). Returns (items per partial sum, partial sums).
+fn wgrad_split(gpu: &Gpu, n: usize, blocks: usize, cap: usize) -> (usize, usize) {
+    let want: usize = if gpu.is_cpu() { 64 } else { 2048 };
+    let per = n.div_ceil((want / blocks.max(1)).clamp(1, n.max(1))).min(cap).max(n.div_ceil(65535)).max(1);
+    (per, n.div_ceil(per).max(1))
+}
+
+/// The weight gradient `[rows, C_out]` from partial sums `[splits, rows, C_out]`, added in a
+/// fixed order.
+fn add_parts(part: &Tensor) -> Result<Tensor> {
+    if part.shape()[0] == 1 { part.reshape(&part.shape()[1..]) } else { super::sum(part, 0, false) }
 }
 
 /// The tiled kernel's grid: 64 × 64 blocks of a `rows` × `cols` result, `z` deep.
@@ -471,18 +482,15 @@ fn tiled_dw(x: &Tensor, dy2: &Tensor, c_out: usize, g: &Geometry, spec: &ConvSpe
     let gpu = x.gpu();
     let rows = spec.weight_rows(g.c, g.ns);
     let m = g.out_rows();
-    let blocks = c_out.div_ceil(64) * rows.div_ceil(64);
-    // enough workgroups for the whole device, each within the loop budget (8 positions a pass)
-    let want: usize = if gpu.is_cpu() { 64 } else { 2048 };
-    let per = m.div_ceil((want / blocks).clamp(1, m.max(1))).min(LOOP_BUDGET).max(m.div_ceil(65535)).max(1);
-    let splits = m.div_ceil(per).max(1);
+    // 8 positions a pass
+    let (per, splits) = wgrad_split(gpu, m, c_out.div_ceil(64) * rows.div_ceil(64), LOOP_BUDGET);
     let part = Tensor::empty(gpu, &[splits, rows, c_out], DType::F32)?;
     let mut consts = overrides(g, spec).to_vec();
     consts.extend([("CG", g.c as f64), ("WGRAD", 1.0)]);
     let bindings = [(0, x), (1, dy2), (2, x), (3, &part)];
     let imm = implicit_imm(g, c_out, m, per)?;
     launch(gpu, &CONV_CAUSAL_TILED, "conv_tiled", &consts, &bindings, &imm, tiled_groups(c_out, rows, splits)?)?;
-    if splits == 1 { part.reshape(&[rows, c_out]) } else { super::sum(&part, 0, false) }
+    add_parts(&part)
 }
 
 /// Largest im2col chunk, in bytes (the matrix of a chunk of output rows).
