@@ -88,19 +88,11 @@ impl MultiHeadAttention {
         if s.len() != 3 || s[2] != self.d {
             return Err(Error::invalid("MultiHeadAttention", format!("expects [B, T, {}], got {s:?}", self.d)));
         }
-        let (b, t, h, d) = (s[0], s[1], self.heads, self.d);
-        let hd = d / h;
-        // One product per part with the columns of the `qkv` weight that make it, not a slice of
-        // the [B, T, 3d] projection: a slice's gradient is a zero-filled full-size tensor that
-        // the three parts then add up, while the weight's column blocks are small.
-        let w = tape.param(store, &self.qkv.w)?;
-        let bias = self.qkv.b.as_ref().map(|p| tape.param(store, p)).transpose()?;
-        let x2 = x.reshape(&[b * t, d])?;
-        let part = |i: usize| -> Result<Var> {
-            let wi = w.slice(1, i * d, (i + 1) * d)?;
-            let bi = bias.as_ref().map(|v| v.slice(0, i * d, (i + 1) * d)).transpose()?;
-            x2.matmul(&wi, bi.as_ref(), false, false)?.reshape(&[b, t, h, hd])
-        };
+        let (b, t, h) = (s[0], s[1], self.heads);
+        let hd = self.d / h;
+        // q, k, v: one product each with its block of the `qkv` weight's columns
+        let parts = self.qkv.forward_blocks(tape, store, x, 3)?;
+        let part = |i: usize| parts[i].reshape(&[b, t, h, hd]);
         let (mut q, mut k, v) = (part(0)?, part(1)?, part(2)?);
         if let Some((qn, kn)) = &self.qk_norm {
             q = qn.forward(tape, store, &q)?;

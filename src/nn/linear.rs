@@ -38,16 +38,43 @@ impl Linear {
     }
 
     pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var) -> Result<Var> {
+        let (w, b) = self.params(tape, store)?;
+        self.product(x, &w, b.as_ref())
+    }
+
+    /// `forward` cut into `blocks` equal blocks of output columns, one product each with the
+    /// weight's (and bias's) columns of that block: cheaper to differentiate than slices of the
+    /// whole output, whose gradients are zero-filled full-size tensors, while the weight's
+    /// column blocks are small.
+    pub fn forward_blocks(&self, tape: &Tape, store: &ParamStore, x: &Var, blocks: usize) -> Result<Vec<Var>> {
+        if blocks == 0 || !self.d_out.is_multiple_of(blocks) {
+            return Err(Error::invalid("Linear", format!("{} outputs do not split into {blocks} blocks", self.d_out)));
+        }
+        let (w, b) = self.params(tape, store)?;
+        let n = self.d_out / blocks;
+        (0..blocks)
+            .map(|i| {
+                let bi = b.as_ref().map(|v| v.slice(0, i * n, (i + 1) * n)).transpose()?;
+                self.product(x, &w.slice(1, i * n, (i + 1) * n)?, bi.as_ref())
+            })
+            .collect()
+    }
+
+    /// The weight and bias on `tape`.
+    fn params(&self, tape: &Tape, store: &ParamStore) -> Result<(Var, Option<Var>)> {
+        Ok((tape.param(store, &self.w)?, self.b.as_ref().map(|b| tape.param(store, b)).transpose()?))
+    }
+
+    /// `x` `[.., d_in]` times `w` `[d_in, n]` (+ `b`) → `[.., n]`.
+    fn product(&self, x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
         let shape = x.shape().to_vec();
         if shape.last() != Some(&self.d_in) {
             return Err(Error::invalid("Linear", format!("expects [.., {}], got {shape:?}", self.d_in)));
         }
         let rows = x.tensor().numel() / self.d_in;
-        let w = tape.param(store, &self.w)?;
-        let b = self.b.as_ref().map(|b| tape.param(store, b)).transpose()?;
-        let y = x.reshape(&[rows, self.d_in])?.matmul(&w, b.as_ref(), false, false)?;
+        let y = x.reshape(&[rows, self.d_in])?.matmul(w, b, false, false)?;
         let mut out = shape;
-        *out.last_mut().expect("rank >= 1") = self.d_out;
+        *out.last_mut().expect("rank >= 1") = w.shape()[1];
         y.reshape(&out)
     }
 }
