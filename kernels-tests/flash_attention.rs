@@ -131,6 +131,59 @@ fn flash_attention_equals_the_plain_attention_path() {
     }
 }
 
+/// `[B, X, Y, dh]` → `[B, Y, X, dh]` of a flat f32 tensor.
+fn swap12(x: &[f32], s: [usize; 4]) -> Vec<f32> {
+    let [b, n1, n2, dh] = s;
+    let mut out = vec![0.0; x.len()];
+    for bi in 0..b {
+        for i in 0..n1 {
+            for j in 0..n2 {
+                let (from, to) = (((bi * n1 + i) * n2 + j) * dh, ((bi * n2 + j) * n1 + i) * dh);
+                out[to..to + dh].copy_from_slice(&x[from..from + dh]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn token_major_flash_attention_equals_the_head_major_one() {
+    // the same sums in the same order: o and every gradient agree to rounding, with each mask
+    let g = gpu();
+    let all = cases().into_iter().flat_map(|(s, o)| kernels(&g).into_iter().map(move |k| (s, o.clone().kernel(k))));
+    for (c, (s, opts)) in all.enumerate() {
+        let [b, h, nq, nk, dh] = s;
+        let (sq, sk) = ([b, h, nq, dh], [b, h, nk, dh]);
+        let data = [
+            rand_vec(b * h * nq * dh, 60 + c as u64, -1.5, 1.5),
+            rand_vec(b * h * nk * dh, 70 + c as u64, -1.5, 1.5),
+            rand_vec(b * h * nk * dh, 80 + c as u64, -1.0, 1.0),
+            rand_vec(b * h * nq * dh, 90 + c as u64, -1.0, 1.0),
+        ];
+        let shapes = [sq, sk, sk, sq];
+        // head-major results, swapped to token-major when `tm`
+        let run = |tm: bool| {
+            let tape = Tape::new(&g);
+            let shape = |i: usize| if tm { [b, shapes[i][2], h, dh] } else { shapes[i] };
+            let put = |i: usize| {
+                let d = if tm { swap12(&data[i], shapes[i]) } else { data[i].clone() };
+                Tensor::from_slice(&g, &d, &shape(i)).unwrap()
+            };
+            let v: Vec<_> = (0..3).map(|i| tape.leaf(put(i))).collect();
+            let o = v[0].flash_attention(&v[1], &v[2], &AttentionOptions { token_major: tm, ..opts.clone() }).unwrap();
+            let grads = o.mul(&tape.constant(put(3))).unwrap().sum_all().unwrap().backward().unwrap();
+            let back = |x: Vec<f32>, i: usize| if tm { swap12(&x, shape(i)) } else { x };
+            let mut out = vec![back(o.to_vec().unwrap(), 0)];
+            out.extend(v.iter().enumerate().map(|(i, x)| back(grads.of(x).unwrap().to_vec().unwrap(), i)));
+            out
+        };
+        let (hm, tm) = (run(false), run(true));
+        for (i, name) in ["o", "dq", "dk", "dv"].iter().enumerate() {
+            assert_close(&format!("token-major {s:?} {opts:?} {name}"), &tm[i], &hm[i], 1e-6, 1e-6);
+        }
+    }
+}
+
 #[test]
 fn decoding_from_a_kv_cache_equals_the_full_forward() {
     let g = gpu();
@@ -193,4 +246,9 @@ fn flash_attention_rejects_bad_inputs() {
     );
     let e = flash_attention_cached(&t(&[1, 1, 4, 8]), &t(&[1, 1, 4, 8]), &t(&[1, 1, 4, 8]), 5, &o).unwrap_err();
     assert!(e.to_string().contains("cache"), "{e}");
+    // token-major: heads are axis 2, so these disagree; the cache is head-major
+    let tm = o.clone().token_major();
+    assert!(flash_attention(&t(&[1, 4, 2, 8]), &t(&[1, 4, 1, 8]), &t(&[1, 4, 1, 8]), &tm).is_err());
+    assert!(flash_attention(&t(&[1, 4, 2, 8]), &t(&[1, 6, 2, 8]), &t(&[1, 6, 2, 8]), &tm).is_ok());
+    assert!(flash_attention_cached(&t(&[1, 1, 4, 8]), &t(&[1, 1, 4, 8]), &t(&[1, 1, 4, 8]), 4, &tm).is_err());
 }

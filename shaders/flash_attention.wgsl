@@ -4,6 +4,8 @@
 //
 // Layouts: q, o, dO [BH, ·, DH] with `q_stride` elements between (batch·head) slices; k, v
 // [BH, ·, DH] with `k_stride` between slices (a KV cache of capacity C has k_stride = C·DH).
+// Or token-major, [B, ·, H, DH] with `q_stride` / `k_stride` between batches: see
+// shaders/parts/flash_rows.wgsl (appended), which defines the row stride RS and slice_base.
 // Keys visible to query i (position i + q_off in the key sequence) of batch b:
 //   j < lens[b]                                          (key padding)
 //   and, when MASK = 1 (block-causal), j / block ≤ (i + q_off) / block
@@ -88,8 +90,8 @@ fn stage_kv(base: u32, j0: u32, end: u32, li: u32) {
         var kv = 0.0;
         var vv = 0.0;
         if (j < end) {
-            kv = k[base + j * DH + e % DH];
-            vv = v[base + j * DH + e % DH];
+            kv = k[base + j * RS + e % DH];
+            vv = v[base + j * RS + e % DH];
         }
         tile_a[e] = kv;
         tile_b[e] = vv;
@@ -104,8 +106,8 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     let live = i < p.nq;
     let len = uniform_len(bh, li);
     let end = key_end(min(i0 + BQ, p.nq), len);
-    let qb = bh * p.q_stride + i * DH;
-    let kb = bh * p.k_stride;
+    let qb = slice_base(bh, p.q_stride) + i * RS;
+    let kb = slice_base(bh, p.k_stride);
     var qr: array<f32, MAX_DH>;
     var acc: array<f32, MAX_DH>;
     for (var d = 0u; d < DH; d++) {
@@ -151,7 +153,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         }
     }
     if (live) {
-        let ob = bh * p.q_stride + i * DH;
+        let ob = slice_base(bh, p.q_stride) + i * RS;
         let inv = select(0.0, 1.0 / l, l > 0.0);
         for (var d = 0u; d < DH; d++) {
             o[ob + d] = acc[d] * inv;
@@ -168,7 +170,7 @@ fn delta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     if (r >= p.bh * p.nq) {
         return;
     }
-    let b = (r / p.nq) * p.q_stride + (r % p.nq) * DH;
+    let b = slice_base(r / p.nq, p.q_stride) + (r % p.nq) * RS;
     var s = 0.0;
     for (var d = 0u; d < DH; d++) {
         s += dout[b + d] * o_in[b + d];
@@ -184,8 +186,8 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let live = i < p.nq;
     let len = uniform_len(bh, li);
     let end = key_end(min(i0 + BQ, p.nq), len);
-    let qb = bh * p.q_stride + i * DH;
-    let kb = bh * p.k_stride;
+    let qb = slice_base(bh, p.q_stride) + i * RS;
+    let kb = slice_base(bh, p.k_stride);
     var qr: array<f32, MAX_DH>;
     var gr: array<f32, MAX_DH>;
     var acc: array<f32, MAX_DH>;
@@ -233,7 +235,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let j = j0 + li;
     let len = uniform_len(bh, li);
     let live = j < len;
-    let kb = bh * p.k_stride + j * DH;
+    let kb = slice_base(bh, p.k_stride) + j * RS;
     var kr: array<f32, MAX_DH>;
     var vr: array<f32, MAX_DH>;
     var gk: array<f32, MAX_DH>;
@@ -251,7 +253,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         start = select(0u, first - p.q_off, first > p.q_off);
         start = start / BK * BK;
     }
-    let qbase = bh * p.q_stride;
+    let qbase = slice_base(bh, p.q_stride);
     for (var i0 = start; i0 < p.nq; i0 += BK) {
         workgroupBarrier();
         for (var e = li; e < BK * DH; e += BQ) {
@@ -259,8 +261,8 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             var qv = 0.0;
             var gv0 = 0.0;
             if (i < p.nq) {
-                qv = q[qbase + i * DH + e % DH] * p.scale;
-                gv0 = dout[qbase + i * DH + e % DH];
+                qv = q[qbase + i * RS + e % DH] * p.scale;
+                gv0 = dout[qbase + i * RS + e % DH];
             }
             tile_a[e] = qv;
             tile_b[e] = gv0;
@@ -296,7 +298,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         }
     }
     if (j < p.nk) {
-        let ob = bh * p.k_stride + j * DH;
+        let ob = slice_base(bh, p.k_stride) + j * RS;
         for (var d = 0u; d < DH; d++) {
             dk[ob + d] = gk[d];
             dv[ob + d] = gv[d];

@@ -85,10 +85,10 @@ fn quad(src: Src, row: u32, d4: u32) -> vec4<f32> {
 fn load_tile(src: Src, base: u32, r0: u32, limit: u32, lane: u32, d4: u32) -> array<vec4<f32>, 4> {
     var a: array<vec4<f32>, 4>;
     let row = r0 + lane % SGM;
-    if (row < limit) { a[0] = quad(src, base + row * DH, d4); }
-    if (NR > 1u && row + SGM < limit) { a[1] = quad(src, base + (row + SGM) * DH, d4); }
-    if (NR > 2u && row + 2u * SGM < limit) { a[2] = quad(src, base + (row + 2u * SGM) * DH, d4); }
-    if (NR > 3u && row + 3u * SGM < limit) { a[3] = quad(src, base + (row + 3u * SGM) * DH, d4); }
+    if (row < limit) { a[0] = quad(src, base + row * RS, d4); }
+    if (NR > 1u && row + SGM < limit) { a[1] = quad(src, base + (row + SGM) * RS, d4); }
+    if (NR > 2u && row + 2u * SGM < limit) { a[2] = quad(src, base + (row + 2u * SGM) * RS, d4); }
+    if (NR > 3u && row + 3u * SGM < limit) { a[3] = quad(src, base + (row + 3u * SGM) * RS, d4); }
     return a;
 }
 
@@ -121,10 +121,10 @@ fn dot4(x: vec4<f32>, r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>
 // The lane's four rows, transposed: t[d] = (row0[d], row1[d], row2[d], row3[d]) · mul.
 fn transpose_step(src: Src, base: u32, r: vec4<u32>, limit: u32, mul: f32, d4: u32, t: ptr<function, array<vec4<f32>, MAX_DH>>) {
     var w: array<vec4<f32>, 4>;
-    if (r.x < limit) { w[0] = quad(src, base + r.x * DH, d4) * mul; }
-    if (r.y < limit) { w[1] = quad(src, base + r.y * DH, d4) * mul; }
-    if (r.z < limit) { w[2] = quad(src, base + r.z * DH, d4) * mul; }
-    if (r.w < limit) { w[3] = quad(src, base + r.w * DH, d4) * mul; }
+    if (r.x < limit) { w[0] = quad(src, base + r.x * RS, d4) * mul; }
+    if (r.y < limit) { w[1] = quad(src, base + r.y * RS, d4) * mul; }
+    if (r.z < limit) { w[2] = quad(src, base + r.z * RS, d4) * mul; }
+    if (r.w < limit) { w[3] = quad(src, base + r.w * RS, d4) * mul; }
     (*t)[4u * d4] = vec4<f32>(w[0].x, w[1].x, w[2].x, w[3].x);
     (*t)[4u * d4 + 1u] = vec4<f32>(w[0].y, w[1].y, w[2].y, w[3].y);
     (*t)[4u * d4 + 2u] = vec4<f32>(w[0].z, w[1].z, w[2].z, w[3].z);
@@ -334,10 +334,10 @@ fn store_step(dst: Dst, base: u32, r: vec4<u32>, limit: u32, acc: ptr<function, 
               mul: vec4<f32>, d4: u32) {
     let x = array<vec4<f32>, 4>((*acc)[4u * d4] * mul, (*acc)[4u * d4 + 1u] * mul,
                                 (*acc)[4u * d4 + 2u] * mul, (*acc)[4u * d4 + 3u] * mul);
-    if (r.x < limit) { put(dst, base + r.x * DH, d4, vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x)); }
-    if (r.y < limit) { put(dst, base + r.y * DH, d4, vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y)); }
-    if (r.z < limit) { put(dst, base + r.z * DH, d4, vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z)); }
-    if (r.w < limit) { put(dst, base + r.w * DH, d4, vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w)); }
+    if (r.x < limit) { put(dst, base + r.x * RS, d4, vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x)); }
+    if (r.y < limit) { put(dst, base + r.y * RS, d4, vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y)); }
+    if (r.z < limit) { put(dst, base + r.z * RS, d4, vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z)); }
+    if (r.w < limit) { put(dst, base + r.w * RS, d4, vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w)); }
 }
 
 fn store_rows(dst: Dst, base: u32, r: vec4<u32>, limit: u32, acc: ptr<function, array<vec4<f32>, MAX_DH>>, mul: vec4<f32>) {
@@ -409,7 +409,7 @@ fn query_tile(wg: vec3<u32>, lane: u32) -> QueryTile {
     let r = vec4<u32>(i0 + 4u * lane) + vec4<u32>(0u, 1u, 2u, 3u);
     let len = min(lens[bh / p.h], p.nk);
     return QueryTile(bh, r, key_end(min(i0 + 4u * SG, p.nq), len), key_end(i0 + 1u, len),
-                     (r + vec4<u32>(p.q_off)) / vec4<u32>(p.block), bh * p.q_stride, bh * p.k_stride);
+                     (r + vec4<u32>(p.q_off)) / vec4<u32>(p.block), slice_base(bh, p.q_stride), slice_base(bh, p.k_stride));
 }
 
 // exp(s − m) where s was not masked (0 where it was), added to the row sums l.
@@ -559,8 +559,8 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocati
     let j0w = wg.x * 4u * SG;
     let r = vec4<u32>(j0w + 4u * lane) + vec4<u32>(0u, 1u, 2u, 3u);
     let len = min(lens[bh / p.h], p.nk);
-    let qb = bh * p.q_stride;
-    let kb = bh * p.k_stride;
+    let qb = slice_base(bh, p.q_stride);
+    let kb = slice_base(bh, p.k_stride);
     // k pre-scaled, so s = q · (scale k) and dK = scale · Σ dS q
     var kT = transpose_rows(SRC_K, kb, r, len, p.scale);
     var vT = transpose_rows(SRC_V, kb, r, len, 1.0);

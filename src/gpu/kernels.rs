@@ -59,8 +59,8 @@ pub const CROSS_ATTENTION: Shader = shader!("cross_attention");
 pub const CONV_CAUSAL: Shader = shader!("conv_causal");
 pub const CONV_CAUSAL_SUBGROUP: Shader = shader!("conv_causal_subgroup" + "conv_taps" + "subgroup_share");
 pub const CONV_CAUSAL_TILED: Shader = shader!("conv_causal_tiled" + "conv_taps");
-pub const FLASH_ATTENTION: Shader = shader!("flash_attention");
-pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup" + "subgroup_share");
+pub const FLASH_ATTENTION: Shader = shader!("flash_attention" + "flash_rows");
+pub const FLASH_ATTENTION_SUBGROUP: Shader = shader!("flash_attention_subgroup" + "flash_rows" + "subgroup_share");
 pub const FLOW_SAMPLE: Shader = shader!("flow_sample");
 
 /// Every shader of the library (a test checks this matches the `shaders/` folder).

@@ -82,7 +82,8 @@ impl MultiHeadAttention {
         })
     }
 
-    /// Projected heads q, k, v `[B, H, T, hd]` of `x` `[B, T, d]` (q and k normalised).
+    /// Projected heads q, k, v of `x` `[B, T, d]` (q and k normalised), token-major
+    /// `[B, T, H, hd]`: the projections as they come, with no copy.
     fn heads_of(&self, tape: &Tape, store: &ParamStore, x: &Var) -> Result<(Var, Var, Var)> {
         let s = x.shape().to_vec();
         if s.len() != 3 || s[2] != self.d {
@@ -98,16 +99,14 @@ impl MultiHeadAttention {
             q = qn.forward(tape, store, &q)?;
             k = kn.forward(tape, store, &k)?;
         }
-        // [B, T, H, hd] → [B, H, T, hd]
-        let heads = |v: &Var| v.permute(&[0, 2, 1, 3]);
-        Ok((heads(&q)?, heads(&k)?, heads(&v)?))
+        Ok((q, k, v))
     }
 
-    /// Heads `[B, H, T, hd]` back to `[B, T, d]`, then the output projection.
+    /// Token-major heads `[B, T, H, hd]` back to `[B, T, d]` (no copy), then the output
+    /// projection.
     fn merge(&self, tape: &Tape, store: &ParamStore, o: &Var) -> Result<Var> {
         let s = o.shape().to_vec();
-        let o = o.permute(&[0, 2, 1, 3])?.reshape(&[s[0], s[2], self.d])?;
-        self.out.forward(tape, store, &o)
+        self.out.forward(tape, store, &o.reshape(&[s[0], s[1], self.d])?)
     }
 
     /// `x` is `[B, T, d]`; `mask` (optional) is added to the scores and broadcasts to
@@ -115,6 +114,7 @@ impl MultiHeadAttention {
     /// is materialised.
     pub fn forward(&self, tape: &Tape, store: &ParamStore, x: &Var, mask: Option<&Var>) -> Result<Var> {
         let (q, k, v) = self.heads_of(tape, store, x)?;
+        let (q, k, v) = (head_major(&q)?, head_major(&k)?, head_major(&v)?);
         let s = q.shape().to_vec();
         let flat = |t: &Var| t.reshape(&[s[0] * s[1], s[2], s[3]]);
         let mut scores = flat(&q)?.matmul(&flat(&k)?, None, false, true)?.scale(1.0 / (s[3] as f32).sqrt())?;
@@ -122,13 +122,15 @@ impl MultiHeadAttention {
             scores = scores.add(m)?;
         }
         let o = scores.softmax()?.matmul(&flat(&v)?, None, false, false)?.reshape(&s)?;
-        self.merge(tape, store, &o)
+        self.merge(tape, store, &head_major(&o)?)
     }
 
     /// Decoding: `x` `[B, T, d]` are the next T tokens; their keys and values are appended to
     /// `cache` and they attend to every cached token (earlier ones and each other).
     pub fn forward_cached(&self, tape: &Tape, store: &ParamStore, x: &Var, cache: &mut KvCache) -> Result<Var> {
         let (q, k, v) = self.heads_of(tape, store, x)?;
+        // the cache is head-major
+        let (q, k, v) = (head_major(&q)?, head_major(&k)?, head_major(&v)?);
         let s = q.shape().to_vec();
         if cache.k.shape()[..2] != s[..2] || cache.k.shape()[3] != s[3] {
             return Err(Error::shape("KvCache", cache.k.shape(), &s, "the cache is [B, heads, capacity, head dim]"));
@@ -144,15 +146,16 @@ impl MultiHeadAttention {
         cache.len += s[2];
         let opts = AttentionOptions::new(s[3]);
         let o = crate::ops::flash_attention::flash_attention_cached(q.tensor(), &cache.k, &cache.v, cache.len, &opts)?;
-        self.merge(tape, store, &tape.constant(o))
+        self.merge(tape, store, &head_major(&tape.constant(o))?)
     }
 
     /// `x` is `[B, T, d]`; attention with `opts`' masks (block-causal, key padding);
     /// `opts.scale` is replaced by 1/√(head dim). The implementation follows `self.path`.
     pub fn forward_flash(&self, tape: &Tape, store: &ParamStore, x: &Var, opts: &AttentionOptions) -> Result<Var> {
         let (q, k, v) = self.heads_of(tape, store, x)?;
-        let s = q.shape().to_vec();
-        let opts = AttentionOptions { scale: 1.0 / (s[3] as f32).sqrt(), ..opts.clone() };
+        // token-major [B, T, H, hd]; `s` in head-major order
+        let s = [q.shape()[0], q.shape()[2], q.shape()[1], q.shape()[3]];
+        let opts = AttentionOptions { scale: 1.0 / (s[3] as f32).sqrt(), token_major: true, ..opts.clone() };
         // the plain path needs the score matrix in one binding
         let small =
             (s[0] * s[1] * s[2] * s[2] * 4) as u64 <= tape.gpu().adapter().limits.max_storage_buffer_binding_size;
@@ -198,11 +201,28 @@ impl MultiHeadAttention {
     }
 }
 
-/// Attention of `q`, `k`, `v` `[B, heads, T, head dim]`: the flash kernel, or (`plain`) the
-/// score matrix, an additive block-causal mask, softmax and a second product.
+/// `[B, T, H, hd]` ⇄ `[B, H, T, hd]` (the same swap both ways).
+fn head_major(x: &Var) -> Result<Var> {
+    x.permute(&[0, 2, 1, 3])
+}
+
+/// Attention of `q`, `k`, `v` `[B, heads, T, head dim]` (or `[B, T, heads, head dim]` with
+/// `opts.token_major`, and then the result too): the flash kernel, or (`plain`) the score
+/// matrix, an additive block-causal mask, softmax and a second product.
 fn attend(tape: &Tape, q: &Var, k: &Var, v: &Var, opts: &AttentionOptions, plain: bool) -> Result<Var> {
     if !plain {
         return q.flash_attention(k, v, opts);
+    }
+    if opts.token_major {
+        let o = attend(
+            tape,
+            &head_major(q)?,
+            &head_major(k)?,
+            &head_major(v)?,
+            &AttentionOptions { token_major: false, ..opts.clone() },
+            true,
+        )?;
+        return head_major(&o);
     }
     let s = q.shape().to_vec();
     let flat = |t: &Var| t.reshape(&[s[0] * s[1], s[2], s[3]]);

@@ -49,6 +49,10 @@ pub struct AttentionOptions {
     pub q_offset: usize,
     /// The kernel (default: [`FlashKernel::Auto`]).
     pub kernel: FlashKernel,
+    /// q, k, v (and o and the gradients) are token-major, `[B, N, H, dh]` (a `[B, N, H·dh]`
+    /// projection as it is), instead of `[B, H, N, dh]`: attention then needs no copies to
+    /// split and merge heads. Not for [`flash_attention_cached`], whose cache is head-major.
+    pub token_major: bool,
 }
 
 impl AttentionOptions {
@@ -60,6 +64,7 @@ impl AttentionOptions {
             key_lens: None,
             q_offset: 0,
             kernel: FlashKernel::Auto,
+            token_major: false,
         }
     }
 
@@ -72,6 +77,12 @@ impl AttentionOptions {
     /// The same with the given kernel.
     pub fn kernel(mut self, kernel: FlashKernel) -> AttentionOptions {
         self.kernel = kernel;
+        self
+    }
+
+    /// The same with token-major tensors `[B, N, H, dh]` (see [`AttentionOptions::token_major`]).
+    pub fn token_major(mut self) -> AttentionOptions {
+        self.token_major = true;
         self
     }
 
@@ -92,29 +103,42 @@ struct Dims {
     /// Key rows per (batch, head) slice in memory (the cache capacity).
     k_rows: usize,
     dh: usize,
+    /// Token-major tensors `[B, N, H, dh]`.
+    token_major: bool,
 }
 
-fn dims(q: &Tensor, k: &Tensor, v: &Tensor, nk: Option<usize>) -> Result<Dims> {
+impl Dims {
+    /// The shape of q (or o) and of k (or v).
+    fn shapes(&self) -> ([usize; 4], [usize; 4]) {
+        let Dims { b, h, nq, k_rows, dh, .. } = *self;
+        if self.token_major { ([b, nq, h, dh], [b, k_rows, h, dh]) } else { ([b, h, nq, dh], [b, h, k_rows, dh]) }
+    }
+}
+
+fn dims(q: &Tensor, k: &Tensor, v: &Tensor, nk: Option<usize>, token_major: bool) -> Result<Dims> {
     let op = "flash_attention";
     for t in [q, k, v] {
         t.expect_dtype(op, DType::F32)?;
     }
+    let layout = if token_major { "[B, N, H, dh]" } else { "[B, H, N, dh]" };
     if q.rank() != 4 || k.rank() != 4 || k.shape() != v.shape() {
-        return Err(Error::shape(op, q.shape(), k.shape(), "q is [B, H, Nq, dh], k and v are [B, H, Nk, dh]"));
+        return Err(Error::shape(op, q.shape(), k.shape(), format!("q, k and v are {layout}, k and v alike")));
     }
-    let (b, h, nq, dh) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
-    if k.shape()[0] != b || k.shape()[1] != h || k.shape()[3] != dh {
+    // (batch, heads, tokens, head dim) of a tensor in this layout
+    let split = |s: &[usize]| if token_major { (s[0], s[2], s[1], s[3]) } else { (s[0], s[1], s[2], s[3]) };
+    let (b, h, nq, dh) = split(q.shape());
+    let (kb, kh, k_rows, kd) = split(k.shape());
+    if kb != b || kh != h || kd != dh {
         return Err(Error::shape(op, q.shape(), k.shape(), "batch, heads and head dimension must agree"));
     }
     if dh == 0 || dh > MAX_HEAD_DIM {
         return Err(Error::invalid(op, format!("head dimension {dh} must be in 1..={MAX_HEAD_DIM}")));
     }
-    let k_rows = k.shape()[2];
     let nk = nk.unwrap_or(k_rows);
     if nk > k_rows {
         return Err(Error::invalid(op, format!("{nk} keys in use but the cache holds {k_rows}")));
     }
-    Ok(Dims { b, h, nq, nk, k_rows, dh })
+    Ok(Dims { b, h, nq, nk, k_rows, dh, token_major })
 }
 
 fn imm(d: &Dims, o: &AttentionOptions) -> Result<Imm> {
@@ -125,8 +149,9 @@ fn imm(d: &Dims, o: &AttentionOptions) -> Result<Imm> {
         .u(u(d.h)?)
         .u(u(d.nq)?)
         .u(u(d.nk)?)
-        .u(u(d.nq * d.dh)?)
-        .u(u(d.k_rows * d.dh)?)
+        // between (batch·head) slices, or between batches when token-major
+        .u(u(d.nq * d.dh * if d.token_major { d.h } else { 1 })?)
+        .u(u(d.k_rows * d.dh * if d.token_major { d.h } else { 1 })?)
         .u(u(o.block_causal.unwrap_or(1))?)
         .u(u(o.q_offset)?)
         .f(o.scale))
@@ -179,7 +204,8 @@ impl Launch {
 }
 
 fn base_overrides(d: &Dims, o: &AttentionOptions) -> Vec<(&'static str, f64)> {
-    vec![("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 })]
+    let rs = if d.token_major { d.h * d.dh } else { d.dh };
+    vec![("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 }), ("RS", rs as f64)]
 }
 
 fn resolve(gpu: &Gpu, d: &Dims, o: &AttentionOptions, kernel: FlashKernel) -> Result<Launch> {
@@ -218,7 +244,7 @@ fn resolve(gpu: &Gpu, d: &Dims, o: &AttentionOptions, kernel: FlashKernel) -> Re
                 d.dh,
                 o.block_causal.map_or(0, |b| b.min(64))
             );
-            let (qd, kd) = ([d.b, d.h, d.nq, d.dh], [d.b, d.h, d.k_rows, d.dh]);
+            let (qd, kd) = d.shapes();
             let pick = gpu.tune("flash_attention", &class, &candidates, 0, |&kernel| {
                 let t = |s: &[usize]| Tensor::zeros(gpu, s, DType::F32);
                 let opts = AttentionOptions { kernel, ..o.clone() };
@@ -312,10 +338,11 @@ fn forward(q: &Tensor, k: &Tensor, v: &Tensor, d: &Dims, opts: &AttentionOptions
     Ok((o, stats))
 }
 
-/// Attention of q `[B, H, Nq, dh]` over k, v `[B, H, Nk, dh]`: `(o [B, H, Nq, dh], stats)`,
+/// Attention of q `[B, H, Nq, dh]` over k, v `[B, H, Nk, dh]` (or all `[B, N, H, dh]` with
+/// `opts.token_major`): `(o` shaped like q`, stats)`,
 /// where `stats` holds the row log-sum-exps the backward needs.
 pub fn flash_attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: &AttentionOptions) -> Result<(Tensor, Tensor)> {
-    forward(q, k, v, &dims(q, k, v, None)?, opts)
+    forward(q, k, v, &dims(q, k, v, None, opts.token_major)?, opts)
 }
 
 /// Decoding step: attention of q `[B, H, Nq, dh]` over the first `len` rows of a KV cache
@@ -328,7 +355,10 @@ pub fn flash_attention_cached(
     len: usize,
     opts: &AttentionOptions,
 ) -> Result<Tensor> {
-    Ok(forward(q, k_cache, v_cache, &dims(q, k_cache, v_cache, Some(len))?, opts)?.0)
+    if opts.token_major {
+        return Err(Error::invalid("flash_attention_cached", "the KV cache is head-major: token_major must be false"));
+    }
+    Ok(forward(q, k_cache, v_cache, &dims(q, k_cache, v_cache, Some(len), false)?, opts)?.0)
 }
 
 /// Gradients (dq, dk, dv) of [`flash_attention`] given its output `o`, `stats` and `dout`.
@@ -341,7 +371,7 @@ pub fn flash_attention_backward(
     dout: &Tensor,
     opts: &AttentionOptions,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let d = dims(q, k, v, None)?;
+    let d = dims(q, k, v, None, opts.token_major)?;
     if dout.shape() != q.shape() || o.shape() != q.shape() {
         return Err(Error::shape("flash_attention", dout.shape(), q.shape(), "dout and o are shaped like q"));
     }
@@ -376,7 +406,8 @@ pub fn flash_attention_backward(
 }
 
 impl Var {
-    /// Differentiable flash attention: `self` is q `[B, H, Nq, dh]`, k and v `[B, H, Nk, dh]`.
+    /// Differentiable flash attention: `self` is q `[B, H, Nq, dh]`, k and v `[B, H, Nk, dh]`
+    /// (or `[B, N, H, dh]` each with `opts.token_major`).
     pub fn flash_attention(&self, k: &Var, v: &Var, opts: &AttentionOptions) -> Result<Var> {
         let (q_t, k_t, v_t) = (self.tensor().clone(), k.tensor().clone(), v.tensor().clone());
         let (o, stats) = flash_attention(&q_t, &k_t, &v_t, opts)?;
