@@ -229,6 +229,12 @@ fn the_quickstart_writes_a_report_plots_and_results() {
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("runs/qs/results.json")).unwrap()).unwrap();
     assert!(results["generator"]["temporal"]["test"]["rel_l2"].as_f64().is_some_and(f64::is_finite), "{results}");
+    // the headline numbers are the In-D temporal scores, restated
+    let t = &results["generator"]["temporal"]["test"];
+    let ratio = t["rel_l2_mean"].as_f64().unwrap() / t["rel_l2_repeat_last"].as_f64().unwrap();
+    assert_eq!(results["temporal_in_d"]["mean_over_repeat_last"].as_f64(), Some(ratio), "{results}");
+    assert_eq!(results["temporal_in_d"]["first_frame"], t["horizon"][0], "{results}");
+    assert!(results["seconds"]["total"].as_f64().is_some_and(|s| s > 0.0), "{results}");
     for f in ["loss.png", "rollout_test.png", "rollout_ood.png", "uncertainty_test.png", "horizon.png"] {
         assert!(d.join("runs/qs/plots").join(f).is_file(), "{f}");
     }

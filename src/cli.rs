@@ -266,7 +266,21 @@ pub fn quickstart(
     };
     let md = enma::report::markdown_report(&report)?;
     enma::checkpoint::write_atomic(&out.join("report.md"), md.as_bytes())?;
-    let json = serde_json::json!({"vae": vae_rows.iter().map(|(k, _, v)| (k.clone(), *v)).collect::<std::collections::BTreeMap<_, _>>(), "generator": eval_json(&eval)});
+    // the headline numbers of temporal conditioning In-D: the ensemble mean against repeating
+    // the last frame, and the error of the first generated frame
+    let in_d = eval.temporal.iter().find(|e| e.split == Split::InD.name()).map(|e| {
+        let s = &e.scores;
+        serde_json::json!({
+            "mean_over_repeat_last": s.rel_l2_mean / s.rel_l2_repeat_last,
+            "first_frame": s.horizon.first(),
+        })
+    });
+    let json = serde_json::json!({
+        "seconds": {"total": t0.elapsed().as_secs_f64(), "vae": vae_seconds, "generator": gen_seconds, "eval": eval_seconds},
+        "temporal_in_d": in_d,
+        "vae": vae_rows.iter().map(|(k, _, v)| (k.clone(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "generator": eval_json(&eval),
+    });
     enma::checkpoint::write_atomic(&out.join("results.json"), json.to_string().as_bytes())?;
     println!();
     print_vae_eval(&vae_rows, false);
