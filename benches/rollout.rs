@@ -4,7 +4,8 @@
 //! samples each, all as one batch, decoded back to physical frames. Weights are untrained: the
 //! cost does not depend on them. `-- --preset combined-small` picks another preset (the issue's
 //! GPU figure), `-- --trajectories N` sets the count (default 8), `-- --samples K` the samples
-//! per trajectory, `-- --json` prints one JSON object.
+//! per trajectory, `-- --json` prints one JSON object, `-- --profile` the GPU time per kernel of
+//! one rollout instead.
 
 use enma::config::RunConfig;
 use enma::data::generate::{GenConfig, generate_split};
@@ -69,6 +70,25 @@ fn run() -> enma::Result<()> {
     let cfg = RolloutConfig { samples, batch: samples * data.n(), temperature: 1.0, seed: 1, ..cfg.rollout() };
     // one warm-up run of the same batch compiles every pipeline and makes every tuning choice
     rollout(&gpu, &p, &data, &cfg)?;
+    if args.iter().any(|a| a == "--profile") {
+        // GPU time per kernel of one rollout (every dispatch timed: slower than the bench)
+        gpu.set_profiling(true)?;
+        rollout(&gpu, &p, &data, &cfg)?;
+        let rows = gpu.profile()?;
+        gpu.set_profiling(false)?;
+        let total: f64 = rows.iter().map(|r| r.total_ms).sum();
+        println!("GPU time per kernel, rollout {preset} ({} × {}): {total:.1} ms", data.n(), cfg.samples);
+        for r in rows.iter().take(20) {
+            println!(
+                "{:>9.2} ms {:>5.1} % {:>6} dispatches  {}",
+                r.total_ms,
+                100.0 * r.total_ms / total,
+                r.dispatches,
+                r.kernel
+            );
+        }
+        return Ok(());
+    }
     let t0 = std::time::Instant::now();
     rollout(&gpu, &p, &data, &cfg)?;
     let secs = t0.elapsed().as_secs_f64();
