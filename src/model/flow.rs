@@ -127,13 +127,19 @@ impl FlowHead {
         let temb = tape.constant(crate::ops::posenc::sinusoidal(z.gpu(), &pos, 1, TIME_CHANNELS)?);
         let temb = self.time2.forward(tape, store, &self.time1.forward(tape, store, &temb)?.silu()?)?;
         let y = self.cond.forward(tape, store, cond)?.add(&temb)?.silu()?;
+        self.velocity_at(tape, store, z, &y)
+    }
+
+    /// The velocity at `z` `[N, dim]` given the modulation input `y` = SiLU(cond map + time
+    /// embedding) `[N, W]`.
+    fn velocity_at(&self, tape: &Tape, store: &ParamStore, z: &Var, y: &Var) -> Result<Var> {
         let mut x = self.input.forward(tape, store, z)?;
         for b in &self.blocks {
-            let h = b.ada.apply(tape, store, &b.norm.forward(tape, store, &x)?, &y)?;
+            let h = b.ada.apply(tape, store, &b.norm.forward(tape, store, &x)?, y)?;
             let h = b.fc2.forward(tape, store, &b.fc1.forward(tape, store, &h)?.silu()?)?;
-            x = x.add(&h.mul(&b.ada.part(tape, store, &y, 2)?)?)?;
+            x = x.add(&h.mul(&b.ada.part(tape, store, y, 2)?)?)?;
         }
-        let h = self.final_ada.apply(tape, store, &self.final_norm.forward(tape, store, &x)?, &y)?;
+        let h = self.final_ada.apply(tape, store, &self.final_norm.forward(tape, store, &x)?, y)?;
         self.out.forward(tape, store, &h)
     }
 
@@ -262,8 +268,9 @@ impl FlowHead {
         )
     }
 
-    /// [`FlowHead::sample`] with composed ops (2·steps evaluations of [`FlowHead::velocity`]):
-    /// the reference of the fused kernel, and the path for heads too wide for it.
+    /// [`FlowHead::sample`] with composed ops (2·steps evaluations of the head, each the
+    /// velocity of [`FlowHead::velocity`] with the condition map and the time embeddings made
+    /// once): the reference of the fused kernel, and the path for heads too wide for it.
     pub fn sample_composed(
         &self,
         gpu: &Gpu,
@@ -277,16 +284,25 @@ impl FlowHead {
             return Err(Error::invalid("FlowHead::sample", "at least one ODE step"));
         }
         let n = cond.shape()[0];
+        if cond.shape() != [n, self.config.cond] {
+            return Err(Error::invalid(
+                "FlowHead::sample",
+                format!("conditions {:?}, expected [N, {}]", cond.shape(), self.config.cond),
+            ));
+        }
         let tape = Tape::no_grad(gpu);
-        let c = tape.constant(cond.clone());
+        // what does not change along the ODE, once: the condition map of every row, and the
+        // embeddings of the 2·steps times (one row each, broadcast to the rows)
+        let cy = self.cond.forward(&tape, store, &tape.constant(cond.clone()))?;
+        let temb = self.time_embeddings(&tape, store, steps)?;
+        let y = |i: usize| cy.add(&temb.slice(0, i, i + 1)?)?.silu();
         let eps = crate::ops::random::normal(gpu, &[n, self.config.dim], seed, 0x5A3)?;
         let mut z = tape.constant(crate::ops::scale(&eps, temperature)?);
         let h = 1.0 / steps as f32;
         for s in 0..steps {
-            let r = s as f32 * h;
-            let v1 = self.velocity(&tape, store, &z, &vec![r; n], &c)?;
+            let v1 = self.velocity_at(&tape, store, &z, &y(2 * s)?)?;
             let mid = z.add(&v1.scale(h / 2.0)?)?;
-            let v2 = self.velocity(&tape, store, &mid, &vec![r + h / 2.0; n], &c)?;
+            let v2 = self.velocity_at(&tape, store, &mid, &y(2 * s + 1)?)?;
             z = tape.constant(z.add(&v2.scale(h)?)?.tensor().clone());
         }
         Ok(z.tensor().clone())
