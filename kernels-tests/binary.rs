@@ -68,3 +68,30 @@ fn incompatible_shapes_name_the_op_and_both_shapes() {
     let e = ops::add(&a, &b).unwrap_err().to_string();
     assert!(e.contains("add") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
 }
+
+#[test]
+fn modulation_matches_the_cpu_and_finite_differences() {
+    // a·(1 + b) + c: the one-pass kernels (sizes a multiple of 4) and the composed fallback
+    let g = gpu();
+    for (i, shape) in [vec![6, 8], vec![3, 5], vec![2, 3, 4]].into_iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let inputs: Vec<(Vec<f32>, Vec<usize>)> =
+            (0..3).map(|k| (rand_vec(n, 40 + 3 * i as u64 + k, -1.5, 1.5), shape.clone())).collect();
+        crate::common::check_grads(
+            &format!("modulate {shape:?}"),
+            &g,
+            &inputs,
+            |v| v[0].modulate(&v[1], &v[2]),
+            |x| (0..x[0].len()).map(|e| x[0][e] * (1.0 + x[1][e]) + x[2][e]).collect(),
+            1e-3,
+        );
+        // the tensor op agrees with the differentiable one
+        let t = |k: usize| Tensor::from_slice(&g, &inputs[k].0, &shape).unwrap();
+        let want: Vec<f32> = (0..n).map(|e| inputs[0].0[e] * (1.0 + inputs[1].0[e]) + inputs[2].0[e]).collect();
+        let got = ops::binary::modulate(&t(0), &t(1), &t(2)).unwrap().to_vec().unwrap();
+        assert_close(&format!("modulate {shape:?}"), &got, &want, 1e-6, 1e-6);
+    }
+    let t = |s: &[usize]| Tensor::zeros(&g, s, enma::DType::F32).unwrap();
+    let e = ops::binary::modulate(&t(&[4, 4]), &t(&[4, 4]), &t(&[4])).unwrap_err();
+    assert!(e.to_string().contains("modulate"), "{e}");
+}

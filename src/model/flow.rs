@@ -48,7 +48,7 @@ impl Modulation {
     /// `h·(1 + scale) + shift`.
     fn apply(&self, tape: &Tape, store: &ParamStore, h: &Var, y: &Var) -> Result<Var> {
         let (shift, scale) = (self.part(tape, store, y, 0)?, self.part(tape, store, y, 1)?);
-        h.add(&h.mul(&scale)?)?.add(&shift)
+        h.modulate(&scale, &shift)
     }
 }
 
