@@ -21,7 +21,17 @@ fn cpu_binary(op: BinaryOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], ou
 #[test]
 fn broadcasting_matches_the_cpu() {
     let g = gpu();
-    let cases: [(&[usize], &[usize], &[usize]); 12] = [
+    let cases: [(&[usize], &[usize], &[usize]); 20] = [
+        // a row per batch (a gate [B, 1, 1, C] on [B, T, X, C]) and columns within batches
+        (&[2, 3, 5, 8], &[2, 1, 1, 8], &[2, 3, 5, 8]),
+        (&[2, 1, 8], &[2, 6, 8], &[2, 6, 8]),
+        (&[2, 6, 1], &[2, 1, 8], &[2, 6, 8]),
+        // columns (one value per row) and rows of a 2-D result (the 2-D kernel)
+        (&[3, 4, 8], &[3, 4, 1], &[3, 4, 8]),
+        (&[3, 4, 1], &[3, 4, 8], &[3, 4, 8]),
+        (&[5, 1], &[8], &[5, 8]),
+        (&[12], &[5, 1], &[5, 12]),
+        (&[5, 1], &[5, 1, 1], &[5, 5, 1]),
         // a vector repeated along rows, on either side (the row-vector kernel)
         (&[3, 8], &[8], &[3, 8]),
         (&[8], &[3, 8], &[3, 8]),

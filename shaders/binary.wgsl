@@ -3,6 +3,9 @@
 
 override OP: u32 = 0u;
 override SIDE: u32 = 0u;   // binary_grad: 0 = gradient for a, 1 = for b
+override SA: u32 = 0u;     // binary_2d4: a on the [R, K] output: 0 full, 1 a column [R], 2 a row
+                           // [K], 3 a row per batch of p.pad1 rows ([B, K] on [B, M, K])
+override SB: u32 = 0u;
 
 struct Params {
     n: u32,                       // output elements (or vec4s for `binary_vec4`)
@@ -61,6 +64,40 @@ fn binary_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let i = linear_id(wg, nwg, li);
     if (i < p.n) {
         y4[i] = op4(a4[i], b4[i]);
+    }
+}
+
+// Operands on an [R, K] output (K % 4 == 0, p.pad0 = K / 4), each full, a column [R] (one
+// value per row: a mask), a row [K] or a row per batch of p.pad1 rows (a [B, 1, K] gate on
+// [B, M, K]): the broadcasts that collapse to two or three dimensions, four outputs per
+// invocation and one division per four, where binary_bcast walks every dimension of every
+// element. a and b are bound twice (scalar and vec4 views).
+fn a_at(i: u32, r: u32, k4: u32) -> vec4<f32> {
+    switch SA {
+        case 1u: { return vec4<f32>(a[r]); }
+        case 2u: { return a4[k4]; }
+        case 3u: { return a4[(r / p.pad1) * p.pad0 + k4]; }
+        default: { return a4[i]; }
+    }
+}
+
+fn b_at(i: u32, r: u32, k4: u32) -> vec4<f32> {
+    switch SB {
+        case 1u: { return vec4<f32>(b[r]); }
+        case 2u: { return b4[k4]; }
+        case 3u: { return b4[(r / p.pad1) * p.pad0 + k4]; }
+        default: { return b4[i]; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn binary_2d4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) li: u32) {
+    let i = linear_id(wg, nwg, li);
+    if (i < p.n) {
+        let r = i / p.pad0;
+        let k4 = i - r * p.pad0;
+        y4[i] = op4(a_at(i, r, k4), b_at(i, r, k4));
     }
 }
 

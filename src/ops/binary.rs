@@ -101,9 +101,44 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             return Ok(y);
         }
     }
+    // both operands full, columns, rows or rows per batch of a result that collapses to
+    // [R, K] or [B, M, K]: the 2-D kernel
+    if let Some((k, m, ka, kb)) = two_d(&shape, &sa, &sb) {
+        let ov = [("OP", op.code() as f64), ("SA", ka), ("SB", kb)];
+        let imm = Imm::default().u(n / 4).u(0).u(k / 4).u(m);
+        let bind = [(0, a), (1, b), (3, a), (4, b), (5, &y)];
+        launch(gpu, &BINARY, "binary_2d4", &ov, &bind, &imm, gpu.grid_1d((n / 4) as u64, 256))?;
+        return Ok(y);
+    }
     let imm = bcast_imm(a, b, &out_shape, n);
     launch(gpu, &BINARY, "binary_bcast", &ov, &[(0, a), (1, b), (2, &y)], &imm, gpu.grid_1d(n as u64, 256))?;
     Ok(y)
+}
+
+/// How the 2-D kernel (`binary_2d4`) reads each operand of a collapsed broadcast: `(K, M,
+/// kind of a, kind of b)` with kinds 0 full, 1 a column (one value per row), 2 a row, 3 a row
+/// per batch of M rows; `None` where the result is not [R, K] or [B, M, K] with K % 4 == 0 or
+/// an operand is none of these.
+fn two_d(shape: &[u32], sa: &[u32], sb: &[u32]) -> Option<(u32, u32, f64, f64)> {
+    let (m, k) = match *shape {
+        [r, k] => (r, k),
+        [_, m, k] => (m, k),
+        _ => return None,
+    };
+    let kind = |s: &[u32]| match *s {
+        [x, 1] if x == k => Some(0.0),
+        [1, 0] => Some(1.0),
+        [0, 1] => Some(2.0),
+        [x, y, 1] if x == m * k && y == k => Some(0.0),
+        [x, 1, 0] if x == m => Some(1.0),
+        [0, 0, 1] => Some(2.0),
+        [x, 0, 1] if x == k => Some(3.0),
+        _ => None,
+    };
+    if !k.is_multiple_of(4) {
+        return None;
+    }
+    Some((k, m, kind(sa)?, kind(sb)?))
 }
 
 /// The broadcast of `a` and `b` onto `out` with as few dimensions as possible: extents of 1
