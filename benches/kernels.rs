@@ -525,17 +525,7 @@ fn print_profile(gpu: &Gpu, title: &str, mut step: impl FnMut() -> Result<()>) -
     step()?;
     let rows = gpu.profile()?;
     gpu.set_profiling(false)?;
-    let total: f64 = rows.iter().map(|r| r.total_ms).sum();
-    println!("GPU time per kernel, {title}: {total:.1} ms");
-    for r in rows.iter().take(20) {
-        println!(
-            "{:>9.2} ms {:>5.1} % {:>6} dispatches  {}",
-            r.total_ms,
-            100.0 * r.total_ms / total,
-            r.dispatches,
-            r.kernel
-        );
-    }
+    print!("{}", enma::gpu::ProfileEntry::table(&rows, title, 20));
     Ok(())
 }
 

@@ -76,17 +76,8 @@ fn run() -> enma::Result<()> {
         rollout(&gpu, &p, &data, &cfg)?;
         let rows = gpu.profile()?;
         gpu.set_profiling(false)?;
-        let total: f64 = rows.iter().map(|r| r.total_ms).sum();
-        println!("GPU time per kernel, rollout {preset} ({} × {}): {total:.1} ms", data.n(), cfg.samples);
-        for r in rows.iter().take(20) {
-            println!(
-                "{:>9.2} ms {:>5.1} % {:>6} dispatches  {}",
-                r.total_ms,
-                100.0 * r.total_ms / total,
-                r.dispatches,
-                r.kernel
-            );
-        }
+        let title = format!("rollout {preset} ({} × {})", data.n(), cfg.samples);
+        print!("{}", enma::gpu::ProfileEntry::table(&rows, &title, 20));
         return Ok(());
     }
     let t0 = std::time::Instant::now();

@@ -134,6 +134,25 @@ pub struct ProfileEntry {
     pub total_ms: f64,
 }
 
+impl ProfileEntry {
+    /// A profile as text: `title: total ms`, then one line per kernel (largest first, at most
+    /// `most`) with its time, share and dispatches.
+    pub fn table(rows: &[ProfileEntry], title: &str, most: usize) -> String {
+        let total: f64 = rows.iter().map(|r| r.total_ms).sum();
+        let mut s = format!("GPU time per kernel, {title}: {total:.1} ms\n");
+        for r in rows.iter().take(most) {
+            s += &format!(
+                "{:>9.2} ms {:>5.1} % {:>6} dispatches  {}\n",
+                r.total_ms,
+                100.0 * r.total_ms / total,
+                r.dispatches,
+                r.kernel
+            );
+        }
+        s
+    }
+}
+
 impl Profiler {
     fn new(device: &wgpu::Device) -> Profiler {
         let bytes = (PROFILE_CAPACITY * 16) as u64;
