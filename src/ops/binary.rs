@@ -247,10 +247,13 @@ impl Var {
     }
 }
 
-/// Whether `a`, `b` and `c` take the one-pass modulation kernels: f32, one shape, a multiple
-/// of 4 elements.
-fn modulation_fits(t: &[&Tensor]) -> bool {
-    t.iter().all(|x| x.dtype() == DType::F32 && x.shape() == t[0].shape()) && t[0].numel().is_multiple_of(4)
+/// Whether `a`, `b` and `c` take the one-pass modulation kernels (f32, a multiple of 4
+/// elements); an error unless they have one shape.
+fn modulation_fits(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<bool> {
+    if a.shape() != b.shape() || a.shape() != c.shape() {
+        return Err(Error::shape("modulate", a.shape(), b.shape(), "a, scale and shift must have one shape"));
+    }
+    Ok([a, b, c].iter().all(|x| x.dtype() == DType::F32) && a.numel().is_multiple_of(4))
 }
 
 /// One pass of `entry` (`modulate_vec4`: a·(1 + b) + c; `scale1p_vec4`: a·(1 + b)).
@@ -271,11 +274,8 @@ fn modulation_kernel(entry: &'static str, inputs: &[&Tensor]) -> Result<Tensor> 
 /// adaLN modulation `a·(1 + b) + c` of tensors of one shape: one pass where the size is a
 /// multiple of 4, else the three element-wise ops.
 pub fn modulate(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Tensor> {
-    if modulation_fits(&[a, b, c]) {
+    if modulation_fits(a, b, c)? {
         return modulation_kernel("modulate_vec4", &[a, b, c]);
-    }
-    if a.shape() != b.shape() || a.shape() != c.shape() {
-        return Err(Error::shape("modulate", a.shape(), b.shape(), "a, scale and shift must have one shape"));
     }
     add(&add(a, &mul(a, b)?)?, c)
 }
@@ -284,15 +284,7 @@ impl Var {
     /// Differentiable adaLN modulation `self·(1 + scale) + shift` (one shape): one pass
     /// forward and two backward where the size is a multiple of 4, instead of three and four.
     pub fn modulate(&self, scale: &Var, shift: &Var) -> Result<Var> {
-        if !modulation_fits(&[self.tensor(), scale.tensor(), shift.tensor()]) {
-            if self.shape() != scale.shape() || self.shape() != shift.shape() {
-                return Err(Error::shape(
-                    "modulate",
-                    self.shape(),
-                    scale.shape(),
-                    "a, scale and shift must have one shape",
-                ));
-            }
+        if !modulation_fits(self.tensor(), scale.tensor(), shift.tensor())? {
             return self.add(&self.mul(scale)?)?.add(shift);
         }
         let y = modulation_kernel("modulate_vec4", &[self.tensor(), scale.tensor(), shift.tensor()])?;

@@ -113,6 +113,11 @@ impl Dims {
         let Dims { b, h, nq, k_rows, dh, .. } = *self;
         if self.token_major { ([b, nq, h, dh], [b, k_rows, h, dh]) } else { ([b, h, nq, dh], [b, h, k_rows, dh]) }
     }
+
+    /// Elements between consecutive tokens of one head (`RS` in the shaders).
+    fn row_stride(&self) -> usize {
+        if self.token_major { self.h * self.dh } else { self.dh }
+    }
 }
 
 fn dims(q: &Tensor, k: &Tensor, v: &Tensor, nk: Option<usize>, token_major: bool) -> Result<Dims> {
@@ -150,8 +155,8 @@ fn imm(d: &Dims, o: &AttentionOptions) -> Result<Imm> {
         .u(u(d.nq)?)
         .u(u(d.nk)?)
         // between (batch·head) slices, or between batches when token-major
-        .u(u(d.nq * d.dh * if d.token_major { d.h } else { 1 })?)
-        .u(u(d.k_rows * d.dh * if d.token_major { d.h } else { 1 })?)
+        .u(u(d.nq * d.row_stride())?)
+        .u(u(d.k_rows * d.row_stride())?)
         .u(u(o.block_causal.unwrap_or(1))?)
         .u(u(o.q_offset)?)
         .f(o.scale))
@@ -204,8 +209,8 @@ impl Launch {
 }
 
 fn base_overrides(d: &Dims, o: &AttentionOptions) -> Vec<(&'static str, f64)> {
-    let rs = if d.token_major { d.h * d.dh } else { d.dh };
-    vec![("DH", d.dh as f64), ("MASK", if o.block_causal.is_some() { 1.0 } else { 0.0 }), ("RS", rs as f64)]
+    let mask = if o.block_causal.is_some() { 1.0 } else { 0.0 };
+    vec![("DH", d.dh as f64), ("MASK", mask), ("RS", d.row_stride() as f64)]
 }
 
 fn resolve(gpu: &Gpu, d: &Dims, o: &AttentionOptions, kernel: FlashKernel) -> Result<Launch> {
